@@ -1,0 +1,213 @@
+"""Built-in data and readers, with the binarization recorded as part of the data's identity.
+
+Book §20.14: comparing likelihoods is only meaningful on the same preprocessing. Every loader
+returns a :class:`Dataset` whose ``info`` dict records the source, split and binarization scheme
+(and its seed); pyrogen writes that dict next to every number it prints or saves.
+
+* :func:`load_digits` — scikit-learn's shipped 8x8 digits (1797 x 64), scaled to [0, 1].
+  Needs scikit-learn (``pip install scikit-learn``), which ships the file; nothing is downloaded.
+* :func:`load_binarized_mnist` — the standard *fixed* binarization of MNIST (Salakhutdinov &
+  Murray 2008; 50k train / 10k valid / 10k test), read from a ``.npz`` file or the classic
+  ``binarized_mnist_{split}.amat`` text files. Nothing is downloaded: pass ``path`` or set the
+  environment variable ``PYROGEN_DATA``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._validation import check_choice, check_int
+
+__all__ = ["Dataset", "load_digits", "load_binarized_mnist", "binarize", "BINARIZATIONS"]
+
+BINARIZATIONS = (None, "threshold", "stochastic")
+MNIST_SPLITS = ("train", "valid", "test")
+MNIST_SIZES = {"train": 50000, "valid": 10000, "test": 10000}
+
+
+@dataclass
+class Dataset:
+    """A data matrix with labels and its identity.
+
+    Attributes
+    ----------
+    x : torch.Tensor, shape ``(n, n_features)``
+    y : torch.Tensor or None, shape ``(n,)``, int64 labels
+    info : dict
+        ``name``, ``split``, ``binarization`` (``None``, ``"threshold"``, ``"stochastic"``,
+        ``"fixed"``), ``binarization_seed``, ``n``, ``n_features``, ``source``.
+    image_shape : tuple, optional
+        ``(height, width)`` for image data (for plotting).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    info: dict = field(default_factory=dict)
+    image_shape: tuple | None = None
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    def __iter__(self):  # allows ``x, y = load_digits()``
+        return iter((self.x, self.y))
+
+    @property
+    def identity(self) -> str:
+        """One line naming the data and its preprocessing (printed with every result)."""
+        i = self.info
+        b = i.get("binarization")
+        bin_txt = "real-valued" if b is None else f"binarization={b}"
+        if b == "stochastic":
+            bin_txt += f" (seed {i.get('binarization_seed')})"
+        return f"{i.get('name')}[{i.get('split')}] {i.get('n')}x{i.get('n_features')} {bin_txt}"
+
+
+def binarize(x: torch.Tensor, scheme: str, seed: int | None = None) -> torch.Tensor:
+    """Binarize data in [0, 1].
+
+    ``"threshold"``: ``x > 0.5``. ``"stochastic"``: ``Bernoulli(x)`` draws with a
+    ``torch.Generator`` seeded by ``seed`` (required, so the draw is reproducible).
+    """
+    check_choice(scheme, "binarize", ("threshold", "stochastic"))
+    if scheme == "threshold":
+        return (x > 0.5).to(x.dtype)
+    if seed is None:
+        raise ValueError("seed must be an int for binarize='stochastic'. Got None instead.")
+    gen = torch.Generator().manual_seed(check_int(seed, "seed", low=0))
+    return torch.bernoulli(x, generator=gen).to(x.dtype)
+
+
+def load_digits(
+    binarize: str | None = None,
+    seed: int | None = 0,
+    dtype: torch.dtype | None = None,
+) -> Dataset:
+    """scikit-learn's 8x8 digits (1797 images), scaled to [0, 1].
+
+    Parameters
+    ----------
+    binarize : {None, "threshold", "stochastic"}
+        ``None`` keeps grey levels (16 levels / 16); ``"threshold"`` is ``x > 0.5``;
+        ``"stochastic"`` draws ``Bernoulli(x)`` with ``seed``.
+    seed : int
+        Seed of the stochastic binarization (recorded in ``info``).
+    dtype : torch.dtype, optional
+        Defaults to ``torch.get_default_dtype()``.
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape ``(1797, 64)``, labels ``y`` of shape ``(1797,)``.
+    """
+    check_choice(binarize, "binarize", BINARIZATIONS)
+    try:
+        from sklearn.datasets import load_digits as _sk_load_digits
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "load_digits needs scikit-learn, which ships the digits file: "
+            "pip install scikit-learn"
+        ) from e
+    bunch = _sk_load_digits()
+    dtype = dtype or torch.get_default_dtype()
+    x = torch.as_tensor(bunch.data / 16.0, dtype=dtype)
+    y = torch.as_tensor(bunch.target, dtype=torch.int64)
+    if binarize is not None:
+        x = globals()["binarize"](x, binarize, seed=seed)
+    info = {
+        "name": "digits",
+        "split": "all",
+        "source": "sklearn.datasets.load_digits",
+        "binarization": binarize,
+        "binarization_seed": seed if binarize == "stochastic" else None,
+        "n": x.shape[0],
+        "n_features": x.shape[1],
+    }
+    return Dataset(x, y, info, image_shape=(8, 8))
+
+
+def _candidate_paths(path: str | os.PathLike | None, split: str) -> list[str]:
+    if path is not None:
+        p = os.fspath(path)
+        if os.path.isdir(p):
+            return [
+                os.path.join(p, "binarized_mnist.npz"),
+                os.path.join(p, f"binarized_mnist_{split}.amat"),
+            ]
+        return [p]
+    env = os.environ.get("PYROGEN_DATA")
+    if env:
+        return _candidate_paths(env, split)
+    return []
+
+
+def load_binarized_mnist(
+    path: str | os.PathLike | None = None,
+    split: str = "train",
+    dtype: torch.dtype | None = None,
+    limit: int | None = None,
+) -> Dataset:
+    """The fixed binarized MNIST (Salakhutdinov & Murray 2008), 784 binary pixels per image.
+
+    Parameters
+    ----------
+    path : str or path-like, optional
+        A ``.npz`` file with arrays ``{split}_x`` (uint8 0/1, ``(n, 784)``) and ``{split}_y``;
+        a ``binarized_mnist_{split}.amat`` text file (one image per line, 784 values); or a
+        folder holding either. Defaults to the environment variable ``PYROGEN_DATA``.
+    split : {"train", "valid", "test"}
+        50000 / 10000 / 10000 images.
+    limit : int, optional
+        Keep only the first ``limit`` images.
+
+    Raises
+    ------
+    FileNotFoundError
+        With where pyrogen looked and how to point it at the data. Nothing is downloaded.
+    """
+    check_choice(split, "split", MNIST_SPLITS)
+    candidates = _candidate_paths(path, split)
+    found = next((c for c in candidates if os.path.isfile(c)), None)
+    if found is None:
+        looked = ", ".join(repr(c) for c in candidates) or "nowhere (no path given)"
+        raise FileNotFoundError(
+            f"binarized MNIST not found: looked at {looked} "
+            f"(PYROGEN_DATA={os.environ.get('PYROGEN_DATA')!r}). Pass path=... (a "
+            "binarized_mnist.npz or binarized_mnist_{train,valid,test}.amat, or their folder) "
+            "or set PYROGEN_DATA; pyrogen does not download data."
+        )
+    y = None
+    if found.endswith(".amat"):
+        arr = np.loadtxt(found, dtype=np.uint8, max_rows=limit)
+        arr = np.atleast_2d(arr)
+    else:
+        with np.load(found) as z:
+            key = f"{split}_x"
+            if key not in z:
+                raise ValueError(
+                    f"{found!r} has no array {key!r}; expected arrays "
+                    f"train_x/valid_x/test_x (and *_y). Got {sorted(z.files)} instead."
+                )
+            arr = z[key][:limit] if limit is not None else z[key]
+            if f"{split}_y" in z:
+                yy = z[f"{split}_y"]
+                y = torch.as_tensor((yy[:limit] if limit is not None else yy).astype(np.int64))
+    if arr.ndim != 2 or arr.shape[1] != 784:
+        raise ValueError(f"{found!r}: expected images of 784 pixels. Got shape {arr.shape}.")
+    if not np.isin(arr, (0, 1)).all():
+        raise ValueError(f"{found!r}: expected binary pixels (0/1); this is not binarized MNIST.")
+    dtype = dtype or torch.get_default_dtype()
+    x = torch.as_tensor(arr.astype(np.float32)).to(dtype)
+    info = {
+        "name": "binarized_mnist",
+        "split": split,
+        "source": os.path.abspath(found),
+        "binarization": "fixed",
+        "binarization_seed": None,
+        "n": x.shape[0],
+        "n_features": 784,
+    }
+    return Dataset(x, y, info, image_shape=(28, 28))

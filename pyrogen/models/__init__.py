@@ -1,0 +1,14 @@
+"""pyrogen models: PyroModules following the model protocol (see :mod:`pyrogen.models.base`)."""
+
+from .base import MODELS, FitHistory, GenerativeModel, load, register_model
+from .factor import PPCA, FactorAnalysis
+
+__all__ = [
+    "MODELS",
+    "FitHistory",
+    "GenerativeModel",
+    "load",
+    "register_model",
+    "FactorAnalysis",
+    "PPCA",
+]

@@ -1,0 +1,76 @@
+"""Small matplotlib helpers (Agg backend, no screen needed) for report PNGs."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+
+__all__ = ["save_image_grid", "save_line_plot"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_image_grid(
+    images,
+    image_shape: tuple[int, int],
+    path: str | os.PathLike,
+    title: str | None = None,
+    ncols: int | None = None,
+    symmetric: bool = False,
+) -> str:
+    """Write a grid of images (rows of ``images`` reshaped to ``image_shape``) as a PNG.
+
+    ``symmetric=True`` centres the colour map on zero (for weights/components).
+    """
+    plt = _plt()
+    arr = images.detach().cpu().double().numpy() if isinstance(images, torch.Tensor) else images
+    arr = np.asarray(arr, dtype=float)
+    n = arr.shape[0]
+    ncols = ncols or min(n, 10)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.9, nrows * 0.9 + 0.4), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            img = arr[i].reshape(image_shape)
+            if symmetric:
+                m = np.abs(img).max() or 1.0
+                ax.imshow(img, cmap="RdBu_r", vmin=-m, vmax=m)
+            else:
+                ax.imshow(img, cmap="gray_r", vmin=min(0.0, img.min()), vmax=max(1.0, img.max()))
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    path = os.fspath(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
+def save_line_plot(series: dict, path: str | os.PathLike, title: str = "", xlabel: str = "step",
+                   ylabel: str = "") -> str:
+    """Write one or more curves ``{label: values}`` as a PNG."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for label, ys in series.items():
+        ax.plot(np.asarray(ys, dtype=float), label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if len(series) > 1:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = os.fspath(path)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
