@@ -111,6 +111,7 @@ def run_tour(
     for name in steps:
         module = importlib.import_module(f"pyrogen._tour.{name}")
         for r in module.step(ctx):
+            r.setdefault("step", name)
             r["figures"] = [os.path.relpath(f, out_dir) for f in r.get("figures", [])]
             report["results"].append(r)
             print_fn(format_result(r))

@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+import torch
+
+from pyrogen import datasets
+
+
+def test_load_digits_real_valued():
+    ds = datasets.load_digits()
+    assert ds.x.shape == (1797, 64) and ds.y.shape == (1797,)
+    assert ds.x.dtype == torch.get_default_dtype()
+    assert float(ds.x.min()) == 0.0 and float(ds.x.max()) == 1.0
+    assert ds.info["binarization"] is None
+    assert "real-valued" in ds.identity
+    x, y = ds  # unpacks like (x, y)
+    assert x is ds.x
+
+
+def test_load_digits_threshold_and_stochastic_are_recorded():
+    t = datasets.load_digits(binarize="threshold")
+    assert set(torch.unique(t.x).tolist()) == {0.0, 1.0}
+    assert t.info["binarization"] == "threshold" and t.info["binarization_seed"] is None
+    s1 = datasets.load_digits(binarize="stochastic", seed=3)
+    s2 = datasets.load_digits(binarize="stochastic", seed=3)
+    s3 = datasets.load_digits(binarize="stochastic", seed=4)
+    assert torch.equal(s1.x, s2.x) and not torch.equal(s1.x, s3.x)
+    assert s1.info["binarization_seed"] == 3
+    assert "seed 3" in s1.identity
+
+
+def test_load_digits_bad_scheme():
+    with pytest.raises(ValueError, match="binarize must be one of"):
+        datasets.load_digits(binarize="otsu")
+
+
+def test_binarize_stochastic_needs_seed():
+    with pytest.raises(ValueError, match="seed must be an int"):
+        datasets.binarize(torch.rand(2, 2), "stochastic", seed=None)
+
+
+def test_missing_mnist_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.delenv("PYROGEN_DATA", raising=False)
+    with pytest.raises(FileNotFoundError, match="no path given.*PYROGEN_DATA"):
+        datasets.load_binarized_mnist()
+    missing = tmp_path / "nope.npz"
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        datasets.load_binarized_mnist(missing)
+
+
+def _fake_npz(path, n=5):
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split in ("train", "valid", "test"):
+        arrays[f"{split}_x"] = (rng.random((n, 784)) < 0.2).astype(np.uint8)
+        arrays[f"{split}_y"] = rng.integers(0, 10, n).astype(np.uint8)
+    np.savez(path, **arrays)
+    return arrays
+
+
+def test_reads_npz_layout_and_env_var(tmp_path, monkeypatch):
+    arrays = _fake_npz(tmp_path / "binarized_mnist.npz")
+    monkeypatch.setenv("PYROGEN_DATA", str(tmp_path))
+    ds = datasets.load_binarized_mnist(split="valid")
+    assert ds.x.shape == (5, 784)
+    np.testing.assert_array_equal(ds.x.numpy(), arrays["valid_x"])
+    np.testing.assert_array_equal(ds.y.numpy(), arrays["valid_y"])
+    assert ds.info["binarization"] == "fixed" and ds.info["split"] == "valid"
+    assert datasets.load_binarized_mnist(split="test", limit=2).x.shape == (2, 784)
+
+
+def test_reads_amat(tmp_path):
+    rng = np.random.default_rng(1)
+    arr = (rng.random((3, 784)) < 0.3).astype(int)
+    np.savetxt(tmp_path / "binarized_mnist_test.amat", arr, fmt="%d")
+    ds = datasets.load_binarized_mnist(tmp_path, split="test")
+    np.testing.assert_array_equal(ds.x.numpy(), arr)
+    assert ds.y is None
+
+
+def test_rejects_non_binary_file(tmp_path):
+    np.savez(tmp_path / "b.npz", train_x=np.full((2, 784), 3, dtype=np.uint8))
+    with pytest.raises(ValueError, match="binary"):
+        datasets.load_binarized_mnist(tmp_path / "b.npz")
+
+
+def test_bad_split():
+    with pytest.raises(ValueError, match="split must be one of"):
+        datasets.load_binarized_mnist(split="dev")
+
+
+@pytest.mark.mnist
+def test_shared_fixed_binarized_mnist(mnist_path):
+    ds = datasets.load_binarized_mnist(mnist_path, split="train")
+    assert ds.x.shape == (50000, 784)
+    assert abs(float(ds.x.mean()) - 0.13056) < 1e-4
+    assert datasets.load_binarized_mnist(mnist_path, split="test").x.shape == (10000, 784)
