@@ -1,0 +1,19 @@
+"""Pyro distributions of pyrogen: energy-based distributions (Boltzmann machines, RBMs,
+Gaussian-Bernoulli RBMs) whose log-normalizer comes from a :mod:`pyrogen.normalizers` strategy.
+"""
+
+from .boltzmann import RBM, BoltzmannMachine, GaussianBernoulliRBM
+from .energy import (
+    BinaryEnergyBasedDistribution,
+    EnergyBasedDistribution,
+    enumerate_binary_states,
+)
+
+__all__ = [
+    "EnergyBasedDistribution",
+    "BinaryEnergyBasedDistribution",
+    "BoltzmannMachine",
+    "RBM",
+    "GaussianBernoulliRBM",
+    "enumerate_binary_states",
+]

@@ -1,0 +1,519 @@
+r"""Log-normalizer strategies for energy-based distributions.
+
+An energy-based distribution (:class:`~pyrogen.distributions.EnergyBasedDistribution`) defines an
+unnormalized density :math:`\tilde p(x) = e^{-F(x)}` (the negative energy, or the negative free
+energy when hidden units are summed out analytically) and needs
+
+.. math::
+
+    \log p(x) = -F(x) - \log Z, \qquad Z = \sum_x e^{-F(x)} \quad (\text{or } \int).
+
+A *normalizer* is a callable ``normalizer(dist, value=None) -> LogZEstimate`` that supplies
+:math:`\log Z` **and its gradient**. The value and the gradient are produced separately:
+
+==========  ============================================  =========================================
+normalizer  value of :math:`\log Z`                       gradient of :math:`\log Z`
+==========  ============================================  =========================================
+``Exact``   exact (enumeration of the smaller binary      exact (autograd through the enumeration)
+            layer)
+``AIS``     AIS estimate (Neal 2001) [1]_; unbiased for   self-normalized expectation of
+            :math:`Z`, not :math:`\log Z`                 :math:`-\nabla F` over the final
+                                                          AIS particles
+``PCD``     latest estimate of ``estimator`` (default     :math:`\mathbb{E}[-\nabla F]` over
+            AIS), refreshed every ``refresh_every``       persistent Gibbs chains [3]_
+            calls, flagged *stale* in between
+``CD``      as ``PCD``                                    :math:`\mathbb{E}[-\nabla F]` over
+                                                          ``num_steps`` Gibbs steps started at the
+                                                          data (CD-k) [4]_
+==========  ============================================  =========================================
+
+The gradient trick. Since :math:`\nabla_\theta \log Z = \mathbb{E}_{p}[-\nabla_\theta F(x)]`,
+a normalizer that has (approximate) model samples :math:`x^{(1..S)}` with weights
+:math:`w_s` returns
+
+.. math::
+
+    \log Z \;\leftarrow\; \underbrace{\widehat{\log Z}}_{\text{detached value}} + \big(s -
+    \operatorname{stop\_grad}(s)\big), \qquad s = \sum_s w_s\,\big(-F_\theta(
+    \operatorname{stop\_grad}(x^{(s)}))\big),
+
+whose value is the estimate and whose gradient is the (weighted) model expectation of
+:math:`-\nabla F`. With it, ``Trace_ELBO`` on ``pyro.sample("x", RBM(..., normalizer=PCD()),
+obs=x)`` computes exactly the PCD (or CD-k) learning rule of book §18.2 and §20.2: positive phase
+from the data term :math:`-F(x)`, negative phase from :math:`s`.
+
+References
+----------
+.. [1] R. M. Neal, "Annealed importance sampling", Statistics and Computing 11 (2001).
+.. [2] R. Salakhutdinov and I. Murray, "On the quantitative analysis of deep belief networks",
+   ICML 2008.
+.. [3] T. Tieleman, "Training restricted Boltzmann machines using approximations to the
+   likelihood gradient", ICML 2008.
+.. [4] G. E. Hinton, "Training products of experts by minimizing contrastive divergence",
+   Neural Computation 14 (2002).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from ._validation import check_int
+
+__all__ = [
+    "LogZEstimate",
+    "Normalizer",
+    "Exact",
+    "AIS",
+    "PCD",
+    "CD",
+    "EXACT_MAX_UNITS",
+    "ExactLimitError",
+]
+
+#: default largest number of binary units :class:`Exact` enumerates (2^20 ~ one million states)
+EXACT_MAX_UNITS = 20
+
+#: the kinds an estimate can have
+ESTIMATE_KINDS = ("exact", "ais_estimate", "stale_exact", "stale_ais_estimate")
+
+
+class ExactLimitError(ValueError):
+    """Exact enumeration was requested for a model past the enumeration limit."""
+
+
+@dataclass
+class LogZEstimate:
+    r"""What a normalizer returns.
+
+    Attributes
+    ----------
+    log_z : torch.Tensor, shape ``param_batch_shape``
+        The value of :math:`\log Z` (exact or estimated) carrying the gradient of the strategy
+        (see the module docstring).
+    kind : str
+        ``"exact"``, ``"ais_estimate"`` or, for PCD/CD between refreshes, ``"stale_exact"`` /
+        ``"stale_ais_estimate"`` (the value was computed for earlier parameters).
+    stderr : torch.Tensor or None
+        Standard error of the *value* of ``log_z`` (delta method on the AIS weights); ``None``
+        when exact.
+    ess : torch.Tensor or None
+        Effective sample size of the importance weights, :math:`(\sum w)^2 / \sum w^2`.
+    log_weights : torch.Tensor or None, shape ``(num_chains, *param_batch_shape)``
+        AIS log importance weights (including :math:`\log Z_0`).
+    stale : bool
+        True when the value was computed for other (earlier) parameters than the gradient.
+    info : dict
+        Anything else (number of chains and temperatures, the step of the last refresh...).
+    """
+
+    log_z: torch.Tensor
+    kind: str = "exact"
+    stderr: torch.Tensor | None = None
+    ess: torch.Tensor | None = None
+    log_weights: torch.Tensor | None = None
+    stale: bool = False
+    info: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.kind not in ESTIMATE_KINDS:
+            raise ValueError(f"kind must be one of {ESTIMATE_KINDS}. Got {self.kind!r} instead.")
+
+    @property
+    def is_exact(self) -> bool:
+        return self.kind == "exact"
+
+    def __repr__(self) -> str:
+        lz = self.log_z.detach()
+        val = f"{float(lz):.4f}" if lz.numel() == 1 else f"shape {tuple(lz.shape)}"
+        se = ""
+        if self.stderr is not None and self.stderr.numel() == 1:
+            se = f" ± {float(self.stderr):.4f}"
+        return f"LogZEstimate({val}{se}, kind={self.kind!r})"
+
+
+def _surrogate(value: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``value`` (detached) with the gradient of ``s``: the gradient trick."""
+    return value.detach() + (s - s.detach())
+
+
+class Normalizer:
+    """Base class: ``normalizer(dist, value=None) -> LogZEstimate``.
+
+    ``dist`` is an :class:`~pyrogen.distributions.EnergyBasedDistribution`; the estimate has the
+    distribution's *parameter* batch shape (``dist.param_batch_shape``), which broadcasts against
+    its (possibly expanded) ``batch_shape``. ``value`` is the data being scored by ``log_prob``;
+    only :class:`CD` uses it.
+    """
+
+    #: True when the estimate depends on the value being scored (CD)
+    uses_value: bool = False
+
+    def __call__(self, dist, value: torch.Tensor | None = None) -> LogZEstimate:  # pragma: no cover
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._repr_args().items())
+        return f"{type(self).__name__}({args})"
+
+    def _repr_args(self) -> dict:
+        return {}
+
+
+class Exact(Normalizer):
+    r"""Exact :math:`\log Z` by enumeration of the smaller binary layer.
+
+    For a Boltzmann machine with :math:`n` units the :math:`2^n` states are enumerated; for an RBM
+    the smaller of the two layers is enumerated and the other one summed out analytically
+    (:math:`\log Z = \operatorname{logsumexp}_h [c^\top h + \sum_i \operatorname{softplus}(b_i +
+    W_{i:} h)]`), for a Gaussian-Bernoulli RBM the hidden layer. States are processed in chunks
+    of ``chunk_size`` so that :math:`2^{20}` states fit in memory. Cost :math:`O(2^k \cdot n
+    \cdot m)` for :math:`k` enumerated units.
+
+    Value and gradient are exact (the gradient is autograd through the log-sum-exp).
+
+    Parameters
+    ----------
+    max_units : int
+        Refuse to enumerate more than ``2**max_units`` states (default 20, at most 30): past the
+        limit a :class:`ExactLimitError` (a ``ValueError``) suggests :class:`AIS`.
+    chunk_size : int
+        States per chunk (default ``2**14``).
+    """
+
+    def __init__(self, max_units: int = EXACT_MAX_UNITS, chunk_size: int = 2**14):
+        self.max_units = check_int(max_units, "max_units", low=1, high=30)
+        self.chunk_size = check_int(chunk_size, "chunk_size", low=1)
+
+    def _repr_args(self):
+        return {"max_units": self.max_units}
+
+    def __call__(self, dist, value=None) -> LogZEstimate:
+        units = getattr(dist, "enumeration_units", None)
+        if units is None:
+            raise TypeError(
+                f"normalizer=Exact() needs a distribution that can enumerate its states; "
+                f"{type(dist).__name__} cannot. Use normalizer=AIS(...) instead."
+            )
+        if units > self.max_units:
+            raise ExactLimitError(
+                f"Exact() enumerates 2**{units} states for this {type(dist).__name__}, past its "
+                f"limit max_units={self.max_units} (2**{self.max_units} states). Use "
+                "normalizer=AIS(num_chains=..., num_betas=...) for an estimate of log Z, or "
+                "raise max_units (at most 30) if you have the time and memory."
+            )
+        log_z = dist.enumerate_log_z(chunk_size=self.chunk_size)
+        return LogZEstimate(log_z=log_z, kind="exact", info={"enumerated_units": units})
+
+
+class AIS(Normalizer):
+    r"""Annealed importance sampling estimate of :math:`\log Z` (Neal 2001).
+
+    Builds ``dist.annealing_path(base=base, data=data)`` (for an RBM the base-rate path of
+    Salakhutdinov & Murray 2008 with visible biases fitted to ``data``; for any other
+    energy-based distribution a geometric path from a factorial base) and calls
+    :func:`pyrogen.infer.ais.ais` with ``num_chains`` independent chains and ``num_betas``
+    temperatures (linearly spaced unless ``betas`` is given).
+
+    The mean importance weight :math:`\hat Z = \frac1S \sum_s w_s` is **unbiased for** :math:`Z`,
+    **not** for :math:`\log Z`: by Jensen's inequality :math:`\mathbb{E}[\log \hat Z] \le \log Z`,
+    so :math:`\log p(x) = -F(x) - \log \hat Z` over-estimates the log-likelihood on average (a
+    stochastic upper bound). ``stderr`` is the delta-method standard error of
+    :math:`\log \hat Z`; ``ess`` the effective sample size of the weights. A small ESS
+    (a few out of ``num_chains``) means the standard error itself is unreliable: add
+    temperatures.
+
+    Gradient: the self-normalized expectation :math:`\sum_s \bar w_s (-\nabla F(x_s))` over the
+    final particles (a consistent but biased estimate of :math:`\nabla \log Z`).
+
+    Parameters
+    ----------
+    num_chains : int
+        Independent AIS runs (default 100).
+    num_betas : int
+        Number of intermediate temperatures (default 1000); ignored when ``betas`` is given.
+    betas : torch.Tensor, optional
+        Increasing schedule from 0 to 1.
+    data : torch.Tensor, optional
+        Data used to fit the base distribution (base rates of the visible units).
+    base : optional
+        An explicit base passed to ``dist.annealing_path``.
+    seed : int, optional
+        When given, every call uses a fresh ``torch.Generator`` seeded with it (common random
+        numbers: the estimate becomes a deterministic function of the parameters, which is what
+        an MCMC over parameters needs). Otherwise the global torch RNG is used.
+    """
+
+    def __init__(
+        self,
+        num_chains: int = 100,
+        num_betas: int = 1000,
+        *,
+        betas: torch.Tensor | None = None,
+        data: torch.Tensor | None = None,
+        base=None,
+        seed: int | None = None,
+    ):
+        self.num_chains = check_int(num_chains, "num_chains", low=2)
+        self.num_betas = check_int(num_betas, "num_betas", low=2)
+        if betas is not None:
+            betas = torch.as_tensor(betas)
+            if betas.dim() != 1 or betas.numel() < 2:
+                raise ValueError(
+                    f"betas must be a 1-d schedule with at least 2 entries. Got shape "
+                    f"{tuple(betas.shape)} instead."
+                )
+            if float(betas[0]) != 0.0 or float(betas[-1]) != 1.0 or (betas.diff() < 0).any():
+                raise ValueError(
+                    "betas must increase from 0 to 1. Got a schedule from "
+                    f"{float(betas[0])} to {float(betas[-1])} instead."
+                )
+        self.betas = betas
+        self.data = data
+        self.base = base
+        self.seed = None if seed is None else check_int(seed, "seed", low=0)
+        #: the last :class:`LogZEstimate` computed
+        self.last: LogZEstimate | None = None
+
+    def _repr_args(self):
+        return {"num_chains": self.num_chains, "num_betas": self.num_betas, "seed": self.seed}
+
+    def run(self, dist):
+        """Run AIS on ``dist`` (no gradient); returns ``pyrogen.infer.ais.AISResult``."""
+        from .infer.ais import ais
+
+        schedule = self.betas if self.betas is not None else self.num_betas
+        generator = None
+        if self.seed is not None:
+            generator = torch.Generator(device=dist.device).manual_seed(self.seed)
+        with torch.no_grad():
+            path = dist.annealing_path(base=self.base, data=self.data)
+            return ais(path, schedule, self.num_chains, generator=generator)
+
+    def __call__(self, dist, value=None) -> LogZEstimate:
+        res = self.run(dist)
+        weights = torch.softmax(res.log_weights.detach(), dim=0)
+        particles = res.samples.detach()
+        s = (weights * dist.unnormalized_log_prob(particles)).sum(0)
+        est = LogZEstimate(
+            log_z=_surrogate(res.log_z.to(s.dtype), s),
+            kind="ais_estimate",
+            stderr=res.log_z_stderr.detach(),
+            ess=res.ess.detach(),
+            log_weights=res.log_weights.detach(),
+            info={"num_chains": self.num_chains, "num_betas": _num_betas(self)},
+        )
+        self.last = est
+        return est
+
+
+def _num_betas(a: AIS) -> int:
+    return int(a.betas.numel()) if a.betas is not None else a.num_betas
+
+
+class _SampleBasedNormalizer(Normalizer):
+    """Shared part of PCD and CD: gradient from chains, value from a refreshed estimator."""
+
+    def __init__(self, num_steps, estimator, refresh_every):
+        self.num_steps = check_int(num_steps, "num_steps", low=1)
+        if estimator is not None and not isinstance(estimator, (Exact, AIS)):
+            raise TypeError(
+                f"estimator must be an Exact() or AIS(...) normalizer or None. Got "
+                f"{type(estimator).__name__} instead."
+            )
+        self.estimator = estimator
+        self.refresh_every = check_int(refresh_every, "refresh_every", low=1)
+        self.calls = 0
+        self._value: LogZEstimate | None = None
+
+    def _default_estimator(self, dist):
+        units = getattr(dist, "enumeration_units", None)
+        if units is not None and units <= 16:
+            return Exact()
+        return AIS(num_chains=32, num_betas=300)
+
+    def refresh(self, dist) -> LogZEstimate:
+        """Recompute the value of :math:`\\log Z` with ``estimator`` now (no gradient)."""
+        est = self.estimator if self.estimator is not None else self._default_estimator(dist)
+        with torch.no_grad():
+            v = est(dist)
+        self._value = LogZEstimate(
+            log_z=v.log_z.detach(),
+            kind=v.kind,
+            stderr=v.stderr,
+            ess=v.ess,
+            log_weights=v.log_weights,
+            info={**v.info, "refreshed_at_call": self.calls},
+        )
+        return self._value
+
+    def _value_for(self, dist, shape) -> LogZEstimate:
+        due = self._value is None or self.calls % self.refresh_every == 0
+        if not due and tuple(self._value.log_z.shape) != tuple(shape):
+            due = True
+        if due:
+            self.refresh(dist)
+            return self._value
+        v = self._value
+        return LogZEstimate(
+            log_z=v.log_z,
+            kind="stale_" + v.kind,
+            stderr=v.stderr,
+            ess=v.ess,
+            log_weights=v.log_weights,
+            stale=True,
+            info={**v.info, "calls_since_refresh": self.calls - v.info["refreshed_at_call"]},
+        )
+
+    def _estimate(self, dist, chains) -> LogZEstimate:
+        s = dist.unnormalized_log_prob(chains.detach()).mean(0)
+        v = self._value_for(dist, s.shape)
+        self.calls += 1
+        return LogZEstimate(
+            log_z=_surrogate(v.log_z.to(s.dtype).expand(s.shape), s),
+            kind=v.kind,
+            stderr=v.stderr,
+            ess=v.ess,
+            log_weights=v.log_weights,
+            stale=v.stale,
+            info=dict(v.info),
+        )
+
+
+class PCD(_SampleBasedNormalizer):
+    r"""Persistent contrastive divergence (stochastic maximum likelihood; Tieleman 2008).
+
+    Keeps ``num_chains`` Markov chains across calls. Each call advances them ``num_steps``
+    transitions of the distribution's own kernel (block Gibbs for RBMs, eqs. 20.10-20.12) and
+    returns a :class:`LogZEstimate` whose gradient is :math:`\frac1S\sum_s -\nabla F(x_s)` over
+    the chains. Its *value* is the latest estimate of ``estimator`` (default: :class:`Exact`
+    when at most 16 units are enumerated, otherwise ``AIS(num_chains=32, num_betas=300)``),
+    recomputed on the first call and every ``refresh_every`` calls; in between it is flagged
+    ``stale=True`` with kind ``"stale_..."``, because the parameters have moved since. The
+    SVI loss printed during PCD training is therefore only as fresh as the last refresh.
+
+    The chains are reinitialised when the parameter batch or event shape changes.
+
+    Parameters
+    ----------
+    num_chains : int
+        Persistent chains (the "fantasy particles"), default 100.
+    num_steps : int
+        Transitions per call (PCD-k), default 1.
+    estimator : Exact or AIS, optional
+        How the value is refreshed.
+    refresh_every : int
+        Refresh the value every this many calls (default 100).
+    init : torch.Tensor, optional
+        Initial chain states, shape ``(num_chains, *param_batch_shape, *event_shape)`` or
+        broadcastable to it (e.g. a batch of data rows); default: draws from the
+        distribution's factorial base (``dist.init_chains``).
+    """
+
+    def __init__(
+        self,
+        num_chains: int = 100,
+        num_steps: int = 1,
+        *,
+        estimator: Exact | AIS | None = None,
+        refresh_every: int = 100,
+        init: torch.Tensor | None = None,
+    ):
+        super().__init__(num_steps, estimator, refresh_every)
+        self.num_chains = check_int(num_chains, "num_chains", low=1)
+        self.init = init
+        #: the persistent chains, shape ``(num_chains, *param_batch_shape, *event_shape)``
+        self.chains: torch.Tensor | None = None
+
+    def _repr_args(self):
+        return {"num_chains": self.num_chains, "num_steps": self.num_steps}
+
+    def reset(self) -> None:
+        """Forget the persistent chains and the cached value."""
+        self.chains = None
+        self._value = None
+        self.calls = 0
+
+    def __call__(self, dist, value=None) -> LogZEstimate:
+        shape = (self.num_chains, *dist.param_batch_shape, *dist.event_shape)
+        with torch.no_grad():
+            if (
+                self.chains is None
+                or tuple(self.chains.shape) != shape
+                or self.chains.dtype != dist.dtype
+            ):
+                if self.init is not None:
+                    init = torch.as_tensor(self.init, dtype=dist.dtype, device=dist.device)
+                    if init.shape[0] != self.num_chains and init.dim() == len(shape):
+                        raise ValueError(
+                            f"init must have num_chains={self.num_chains} rows. Got shape "
+                            f"{tuple(init.shape)} instead."
+                        )
+                    try:
+                        self.chains = init.expand(shape).clone()
+                    except RuntimeError as e:
+                        raise ValueError(
+                            f"init must broadcast to shape {shape} (num_chains, "
+                            f"*param_batch_shape, *event_shape). Got shape {tuple(init.shape)} "
+                            "instead."
+                        ) from e
+                else:
+                    self.chains = dist.init_chains(self.num_chains)
+            self.chains = dist.transition(self.chains, num_steps=self.num_steps).detach()
+        return self._estimate(dist, self.chains)
+
+
+class CD(_SampleBasedNormalizer):
+    r"""Contrastive divergence CD-k (Hinton 2002).
+
+    Chains start at the data being scored (``value`` in ``log_prob(value)``) and run
+    ``num_steps`` transitions of the distribution's kernel; the gradient of :math:`\log Z` is
+    the average :math:`-\nabla F` over the resulting states. CD-k is a biased estimate of the
+    likelihood gradient (it does not follow the gradient of any objective, §18.2). Its value is
+    the latest ``estimator`` estimate, stale between refreshes (see :class:`PCD`).
+
+    Parameters
+    ----------
+    num_steps : int
+        Gibbs transitions k (default 1).
+    estimator : Exact or AIS, optional
+        How the value is refreshed (default as for :class:`PCD`).
+    refresh_every : int
+        Refresh the value every this many calls (default 100).
+    """
+
+    uses_value = True
+
+    def __init__(
+        self,
+        num_steps: int = 1,
+        *,
+        estimator: Exact | AIS | None = None,
+        refresh_every: int = 100,
+    ):
+        super().__init__(num_steps, estimator, refresh_every)
+
+    def _repr_args(self):
+        return {"num_steps": self.num_steps}
+
+    def __call__(self, dist, value=None) -> LogZEstimate:
+        if value is None:
+            raise ValueError(
+                "CD needs the data being scored: call dist.log_prob(x) (value=None given). "
+                "For a log Z without data use Exact() or AIS(...)."
+            )
+        pb = tuple(dist.param_batch_shape)
+        with torch.no_grad():
+            v = value.detach().to(dist.dtype)
+            # chains = every data row, for every parameter batch element
+            target = torch.broadcast_shapes(v.shape, (*pb, *dist.event_shape))
+            v = v.expand(target).reshape(-1, *pb, *dist.event_shape)
+            chains = dist.transition(v, num_steps=self.num_steps)
+        return self._estimate(dist, chains)
+
+
+def log_mean_exp(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """:math:`\\log \\frac1n \\sum \\exp x` along ``dim``, stably."""
+    return torch.logsumexp(x, dim) - math.log(x.shape[dim])
