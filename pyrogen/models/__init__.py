@@ -2,6 +2,7 @@
 
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .factor import PPCA, FactorAnalysis
+from .vae import VAE, ConditionalVAE
 
 __all__ = [
     "MODELS",
@@ -11,4 +12,6 @@ __all__ = [
     "register_model",
     "FactorAnalysis",
     "PPCA",
+    "VAE",
+    "ConditionalVAE",
 ]
