@@ -2,6 +2,7 @@
 
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .factor import PPCA, FactorAnalysis
+from .ica import ICA, BayesianNoisyICA, NoisyICA
 from .vae import VAE, ConditionalVAE
 
 __all__ = [
@@ -12,6 +13,9 @@ __all__ = [
     "register_model",
     "FactorAnalysis",
     "PPCA",
+    "ICA",
+    "NoisyICA",
+    "BayesianNoisyICA",
     "VAE",
     "ConditionalVAE",
 ]
