@@ -71,11 +71,16 @@ def _specs() -> list[ModelSpec]:
             "FactorAnalysis",
             lambda: m.FactorAnalysis(6, 2).double(),
             _gaussian_data(6),
-            {"num_steps": 5},
+            {"method": "svi", "num_steps": 5},
         )
     )
     specs.append(
-        ModelSpec("PPCA", lambda: m.PPCA(6, 2).double(), _gaussian_data(6), {"num_steps": 5})
+        ModelSpec(
+            "PPCA",
+            lambda: m.PPCA(6, 2).double(),
+            _gaussian_data(6),
+            {"method": "svi", "num_steps": 5},
+        )
     )
     return specs
 
