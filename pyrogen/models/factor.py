@@ -43,9 +43,9 @@ Noise floor. A constant feature (a pixel that never changes) lets :math:`\psi_j 
 likelihood grow without bound (book §20.14; in factor analysis also "Heywood cases", features that
 one factor explains exactly). Every fit keeps :math:`\psi_j \ge` ``noise_floor_`` (by default
 :math:`10^{-6}` times the mean per-feature variance of the data seen by ``fit``) and warns
-(:class:`ConstantFeatureWarning`, :class:`NoiseFloorWarning`). Each floored feature then adds about
-:math:`-\tfrac12 \log(2 \pi e\, \text{floor})` nats to the log-likelihood, which says more about the
-floor than about the model: drop constant columns before comparing models.
+(:class:`ConstantFeatureWarning`, :class:`NoiseFloorWarning`). Each constant feature then adds
+:math:`-\tfrac12 \log(2 \pi\, \text{floor})` nats to the log-likelihood, which says more about
+the floor than about the model: drop constant columns before comparing models.
 
 References
 ----------
@@ -277,7 +277,7 @@ class _LinearGaussian(GenerativeModel):
 
     @pyro_method
     def model_collapsed(self, x: torch.Tensor, num_data: int | None = None):
-        r"""``x ~ LowRankMultivariateNormal(b, W, psi)`` (site ``"x"``): :math:`h` integrated out."""
+        r"""``x ~ LowRankMultivariateNormal(b, W, psi)`` (site ``"x"``), h integrated out."""
         marginal = dist.LowRankMultivariateNormal(self.bias, self.weight, self._psi())
         with self._data_plate(x, num_data):
             return pyro.sample("x", marginal, obs=x)
@@ -548,7 +548,8 @@ class FactorAnalysis(_LinearGaussian):
         The EM algorithm of Rubin & Thayer [2]_ on :math:`S`: with
         :math:`\beta = A^{-1} W^\top \Psi^{-1}`, :math:`W \leftarrow S \beta^\top
         (I - \beta W + \beta S \beta^\top)^{-1}` and :math:`\psi \leftarrow
-        \operatorname{diag}(S - W \beta S)`; :math:`O(d^2 K)` per iteration, more iterations.
+        \operatorname{diag}(S - W \beta S)`; :math:`O(d^2 K)` per iteration, more iterations;
+        starts from the current (random) ``weight`` and :math:`\psi = ` ``init_noise``.
     ``"svi"``
         Pyro SVI (Adam) on :meth:`model`/:meth:`guide` of the chosen ``form``; with the
         collapsed form the loss is the exact negative log-likelihood.
@@ -579,7 +580,7 @@ class FactorAnalysis(_LinearGaussian):
                 f"{'...' if len(constant) > 10 else ''}): their likelihood is unbounded as the "
                 f"noise variance goes to 0, so it is held at the floor noise_floor_="
                 f"{float(self.noise_floor_):.3g}; each such column adds "
-                f"{-0.5 * math.log(2 * math.pi * math.e * float(self.noise_floor_)):.2f} nats "
+                f"{-0.5 * math.log(2 * math.pi * float(self.noise_floor_)):.2f} nats "
                 "to the log-likelihood. Drop them (x[:, x.std(0) > 0]) to compare models.",
                 ConstantFeatureWarning,
                 stacklevel=3,
@@ -592,7 +593,7 @@ class FactorAnalysis(_LinearGaussian):
         psi = torch.full((self.n_features,), float(self.config["init_noise"]), dtype=torch.float64)
         psi = psi.clamp(min=floor)
         step = _fa_svd_step if method == "em" else _fa_classic_step
-        state = None
+        state = None if method == "em" else self.weight.detach().double()
         converged = False
         old = -math.inf
         bar = tqdm(range(max_iter), disable=not progress, desc=f"FactorAnalysis {method}")
@@ -638,9 +639,10 @@ def _fa_svd_step(cov, psi, k, floor, state):
 
 
 def _fa_classic_step(cov, psi, k, floor, state):
-    """One Rubin & Thayer EM iteration from ``(W, psi)``; ``state`` carries ``W``."""
-    if state is None:  # start from the exact maximizer over W given psi
-        state, _, _, _ = _fa_svd_step(cov, psi, k, floor, None)
+    """One Rubin & Thayer EM iteration from ``(W, psi)``; ``state`` carries ``W``.
+
+    EM cannot leave ``W = 0`` (a saddle point), so it starts from the current random ``weight``.
+    """
     w = state
     ll = _mean_log_lik_cov(cov, w, psi)
     wp, chol = _precision_chol(w, psi)
@@ -731,7 +733,7 @@ class PPCA(_LinearGaussian):
             old = ll
             m_inv = torch.linalg.inv(w.T @ w + sigma2 * eye)
             sw = cov @ w
-            w_new = torch.linalg.solve(sigma2 * eye + m_inv @ (w.T @ sw), sw.T).T
+            w_new = torch.linalg.solve((sigma2 * eye + m_inv @ (w.T @ sw)).T, sw.T).T
             sigma2 = ((cov.trace() - (sw @ m_inv * w_new).sum()) / d).clamp(min=floor)
             w = w_new
             if progress and it % 10 == 0:
