@@ -1024,7 +1024,8 @@ class NoisyICA(_SourceMixin, GenerativeModel):
         prior = self.source_distribution().to_event(1)
         with self._data_plate(x, num_data):
             h = pyro.sample("h", prior)
-            pyro.sample("x", dist.Normal(h @ w.T + self.bias, self._noise()).to_event(1), obs=x)
+            mean = h @ w.transpose(-1, -2) + self.bias
+            pyro.sample("x", dist.Normal(mean, self._noise()).to_event(1), obs=x)
 
     @pyro.nn.pyro_method
     def guide(self, x: torch.Tensor, num_data: int | None = None):

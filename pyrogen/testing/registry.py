@@ -61,6 +61,21 @@ def _binary_data(n_features: int, n: int = 60):
     return data
 
 
+def _ica_data(n_features: int = 3, n: int = 200):
+    """Non-Gaussian sources (two +-1 signals, one Laplace) mixed by a random matrix."""
+
+    def data(seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        s = torch.empty(n, n_features, dtype=torch.float64)
+        s[:, :-1] = torch.randint(0, 2, (n, n_features - 1), generator=g).double() * 2 - 1
+        e = torch.empty(n, dtype=torch.float64).exponential_(1.0, generator=g)
+        s[:, -1] = e * (torch.randint(0, 2, (n,), generator=g).double() * 2 - 1)
+        a = torch.randn(n_features, n_features, generator=g, dtype=torch.float64)
+        return s @ (a + 2 * torch.eye(n_features, dtype=torch.float64)).T
+
+    return data
+
+
 def _specs() -> list[ModelSpec]:
     from pyrogen import models as m
 
@@ -81,6 +96,21 @@ def _specs() -> list[ModelSpec]:
             _gaussian_data(6),
             {"method": "svi", "num_steps": 5},
         )
+    )
+    # ICA family (pyrogen/models/ica.py)
+    specs.append(
+        ModelSpec(
+            "BayesianNoisyICA",
+            lambda: m.BayesianNoisyICA(3, 2).double(),
+            _ica_data(),
+            {"num_steps": 5},
+        )
+    )
+    specs.append(
+        ModelSpec("ICA", lambda: m.ICA(3).double(), _ica_data(), {"num_steps": 30})
+    )
+    specs.append(
+        ModelSpec("NoisyICA", lambda: m.NoisyICA(3, 2).double(), _ica_data(), {"num_steps": 5})
     )
     return specs
 
