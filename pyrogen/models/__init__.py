@@ -3,6 +3,7 @@
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .factor import PPCA, FactorAnalysis
 from .ica import ICA, BayesianNoisyICA, NoisyICA
+from .sfa import ProbabilisticSFA, SlowFeatureAnalysis
 from .vae import VAE, ConditionalVAE
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "ICA",
     "NoisyICA",
     "BayesianNoisyICA",
+    "SlowFeatureAnalysis",
+    "ProbabilisticSFA",
     "VAE",
     "ConditionalVAE",
 ]

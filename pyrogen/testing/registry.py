@@ -112,6 +112,21 @@ def _specs() -> list[ModelSpec]:
     specs.append(
         ModelSpec("NoisyICA", lambda: m.NoisyICA(3, 2).double(), _ica_data(), {"num_steps": 5})
     )
+    # slow feature analysis (pyrogen/models/sfa.py): the (n, n_features) matrix is one time
+    # series (T, n_features)
+    specs.append(
+        ModelSpec(
+            "ProbabilisticSFA",
+            lambda: m.ProbabilisticSFA(6, 2).double(),
+            _gaussian_data(6),
+            {"num_steps": 3},
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "SlowFeatureAnalysis", lambda: m.SlowFeatureAnalysis(6, 2).double(), _gaussian_data(6)
+        )
+    )
     return specs
 
 
