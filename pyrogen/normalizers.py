@@ -504,11 +504,13 @@ class CD(_SampleBasedNormalizer):
                 "CD needs the data being scored: call dist.log_prob(x) (value=None given). "
                 "For a log Z without data use Exact() or AIS(...)."
             )
+        from .distributions.energy import broadcast_shapes as _broadcast
+
         pb = tuple(dist.param_batch_shape)
         with torch.no_grad():
             v = value.detach().to(dist.dtype)
             # chains = every data row, for every parameter batch element
-            target = torch.broadcast_shapes(v.shape, (*pb, *dist.event_shape))
+            target = _broadcast(v.shape, (*pb, *dist.event_shape))
             v = v.expand(target).reshape(-1, *pb, *dist.event_shape)
             chains = dist.transition(v, num_steps=self.num_steps)
         return self._estimate(dist, chains)

@@ -37,6 +37,7 @@ from .energy import (
     EXACT_SAMPLE_MAX_UNITS,
     BinaryEnergyBasedDistribution,
     EnergyBasedDistribution,
+    broadcast_shapes,
     chunked_logsumexp,
     enumerate_binary_states,
 )
@@ -133,7 +134,7 @@ class BoltzmannMachine(BinaryEnergyBasedDistribution):
             )
         n = weight.shape[-1]
         _check_last(bias, "bias", n, "the number of units, as weight")
-        pb = torch.broadcast_shapes(weight.shape[:-2], bias.shape[:-1])
+        pb = broadcast_shapes(weight.shape[:-2], bias.shape[:-1])
         self.weight = weight.expand(*pb, n, n)
         self.bias = bias.expand(*pb, n)
         super().__init__(
@@ -323,9 +324,7 @@ class RBM(BinaryEnergyBasedDistribution):
         nv, nh = weight.shape[-2:]
         _check_last(visible_bias, "visible_bias", nv, "n_visible = weight.shape[-2]")
         _check_last(hidden_bias, "hidden_bias", nh, "n_hidden = weight.shape[-1]")
-        pb = torch.broadcast_shapes(
-            weight.shape[:-2], visible_bias.shape[:-1], hidden_bias.shape[:-1]
-        )
+        pb = broadcast_shapes(weight.shape[:-2], visible_bias.shape[:-1], hidden_bias.shape[:-1])
         self.weight = weight if weight.shape[:-2] == pb else weight.expand(*pb, nv, nh)
         self.visible_bias = visible_bias
         self.hidden_bias = hidden_bias
@@ -537,7 +536,7 @@ class GaussianBernoulliRBM(EnergyBasedDistribution):
         if sigma.dim() == 0:
             sigma = sigma.expand(nv)
         _check_last(sigma, "sigma", nv, "n_visible = weight.shape[-2]")
-        pb = torch.broadcast_shapes(
+        pb = broadcast_shapes(
             weight.shape[:-2], visible_bias.shape[:-1], hidden_bias.shape[:-1], sigma.shape[:-1]
         )
         self.weight = weight if weight.shape[:-2] == pb else weight.expand(*pb, nv, nh)

@@ -49,6 +49,22 @@ __all__ = [
 EXACT_SAMPLE_MAX_UNITS = 16
 
 
+def broadcast_shapes(*shapes) -> torch.Size:
+    """Pure-Python ``torch.broadcast_shapes`` (the torch one is slow on the first calls);
+    raises ``ValueError`` when the shapes do not broadcast."""
+    ndim = max((len(s) for s in shapes), default=0)
+    out = [1] * ndim
+    for s in shapes:
+        for i, n in enumerate(s, ndim - len(s)):
+            if n != 1:
+                if out[i] != 1 and out[i] != n:
+                    raise ValueError(
+                        f"shapes {[tuple(t) for t in shapes]} do not broadcast together"
+                    )
+                out[i] = n
+    return torch.Size(out)
+
+
 def enumerate_binary_states(
     num_units: int, start: int = 0, stop: int | None = None, *, dtype=None, device=None
 ) -> torch.Tensor:
@@ -206,8 +222,8 @@ class EnergyBasedDistribution(TorchDistribution):
         """
         batch_shape = torch.Size(batch_shape)
         try:
-            ok = torch.broadcast_shapes(batch_shape, self._param_batch_shape) == batch_shape
-        except RuntimeError:
+            ok = broadcast_shapes(batch_shape, self._param_batch_shape) == batch_shape
+        except ValueError:
             ok = False
         if not ok:
             raise ValueError(
@@ -243,7 +259,7 @@ class EnergyBasedDistribution(TorchDistribution):
         log_z = self.log_normalizer(value=value).log_z
         out = unnorm - log_z
         nd = len(self.event_shape)
-        shape = torch.broadcast_shapes(value.shape[: value.dim() - nd], self.batch_shape)
+        shape = broadcast_shapes(value.shape[: value.dim() - nd], self.batch_shape)
         return out.expand(shape)
 
     # ------------------------------------------------------------------ sampling
