@@ -1,0 +1,347 @@
+"""RBM benchmarks: CD-1 / PCD-1 training through Pyro SVI vs scikit-learn, and AIS.
+
+Sections (``--only train|ais|throughput`` runs one):
+
+``train``
+    RBM 784-500 on the fixed binarized MNIST, batch 100. Candidates, interleaved:
+
+    * ``pyrogen-svi-cd1`` / ``pyrogen-svi-pcd1``: ``pyro.infer.SVI`` + ``Trace_ELBO`` + plain SGD
+      on ``pyro.sample("x", RBM(W, b, c, normalizer=CD(1) | PCD(100, 1)), obs=x)`` in a
+      subsampled data plate (pyrogen's SVI path: the gradient trick *is* the CD/PCD rule). The
+      normalizer's value refresh (an AIS run) is moved out of the timed loop
+      (``refresh_every`` larger than the run), so the rows time the learning rule only.
+    * ``sklearn-pcd1``: ``sklearn.neural_network.BernoulliRBM`` (PCD-1, plain SGD).
+    * ``matmul-only``: the five float32 matrix products a CD-1/PCD-1 step needs at minimum
+      (``v W``, ``h W^T``, ``v' W``, ``v^T p(h|v)``, ``v'^T p(h|v')``; :math:`5 \\cdot 2BVH`
+      flops), timed on their own: this machine's matmul throughput for the same work.
+
+    Each candidate runs ``--batches`` mini-batches (default 50 = 5,000 images); the time per
+    epoch (50,000 images = 500 batches) is extrapolated linearly and said so. Goals (issue 3):
+    pyrogen >= 4x faster than scikit-learn, and pyrogen's useful flop rate >= 60% of the
+    measured matmul throughput.
+
+``ais``
+    A 784-20 RBM trained by CD-1 (plain torch, 10 epochs on 10,000 images); exact log Z by
+    enumerating the 2^20 hidden states; AIS (data base rate, 100 chains) for a range of
+    ``num_betas``: time, error against exact, reported stderr, ESS, over ``--seeds`` runs.
+
+``throughput``
+    AIS on a 784-500 RBM: chains x Gibbs sweeps per second (100 chains, 200 temperatures).
+
+Run from the repository root: ``python benchmarks/bench_rbm.py [--quick]``. Single-threaded
+torch and BLAS by default (``--threads``) so that scikit-learn and torch get the same cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import append_to_file, bench_parser, compare, header  # noqa: E402
+
+V, H, B = 784, 500, 100
+
+
+DATA = os.environ.get("PYROGEN_DATA") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "binarized_mnist.npz"
+)
+
+
+def load_train(limit):
+    import torch
+
+    from pyrogen.datasets import load_binarized_mnist
+
+    return load_binarized_mnist(DATA, split="train", dtype=torch.float32, limit=limit).x
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+def pyrogen_svi_trainer(x, method, n_hidden, num_batches, lr=0.05, seed=0):
+    """A closure running ``num_batches`` SVI steps of CD-1 or PCD-1 through Pyro."""
+    import pyro
+    import pyro.optim
+    import torch
+    from pyro.infer import SVI, Trace_ELBO
+
+    from pyrogen.distributions import RBM
+    from pyrogen.infer.ais import base_rate_visible_bias
+    from pyrogen.normalizers import AIS, CD, PCD
+
+    n = x.shape[0]
+    big = 10**9
+    cheap = AIS(num_chains=2, num_betas=2)  # value refresh (not timed: see module docstring)
+    if method == "cd":
+        norm = CD(num_steps=1, estimator=cheap, refresh_every=big)
+    else:
+        norm = PCD(num_chains=B, num_steps=1, estimator=cheap, refresh_every=big)
+    g = torch.Generator().manual_seed(seed)
+    W0 = 0.01 * torch.randn(x.shape[1], n_hidden, generator=g)
+    b0 = base_rate_visible_bias(x)
+
+    def model(batch):
+        W = pyro.param("W", W0.clone())
+        b = pyro.param("b", b0.clone())
+        c = pyro.param("c", torch.zeros(n_hidden))
+        with pyro.plate("data", n, subsample=batch):
+            pyro.sample("x", RBM(W, b, c, normalizer=norm), obs=batch)
+
+    def guide(batch):
+        pass
+
+    pyro.clear_param_store()
+    svi = SVI(model, guide, pyro.optim.SGD({"lr": lr / n}), Trace_ELBO())
+    order = torch.randperm(n, generator=g)
+    svi.step(x[order[:B]])  # first call: creates params, runs the (cheap) value refresh
+
+    def run():
+        for i in range(num_batches):
+            idx = order[(i * B) % n : (i * B) % n + B]
+            svi.step(x[idx])
+        return float(pyro.param("W").detach().abs().mean())
+
+    return run
+
+
+def sklearn_trainer(x_np, n_hidden, num_batches, lr=0.05, seed=0):
+    from sklearn.neural_network import BernoulliRBM
+
+    xs = x_np[: num_batches * B]
+
+    def run():
+        rbm = BernoulliRBM(
+            n_components=n_hidden, learning_rate=lr, batch_size=B, n_iter=1, random_state=seed
+        )
+        rbm.fit(xs)  # one pass over num_batches batches of 100
+        return float(abs(rbm.components_).mean())
+
+    return run
+
+
+def matmul_only(n_hidden, num_batches, seed=0):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    v = (torch.rand(B, V, generator=g) < 0.2).float()
+    W = 0.01 * torch.randn(V, n_hidden, generator=g)
+    h = torch.rand(B, n_hidden, generator=g)
+
+    def run():
+        s = 0.0
+        for _ in range(num_batches):
+            a = v @ W
+            r = h @ W.T
+            a2 = r @ W
+            g1 = v.T @ a
+            g2 = r.T @ a2
+            s += float(g1[0, 0] - g2[0, 0])
+        return s
+
+    return run
+
+
+def bench_train(args, out):
+    import torch
+
+    nb = 4 if args.quick else args.batches
+    nh = 50 if args.quick else H
+    x = load_train(5000 if not args.quick else 1000)
+    x_np = x.numpy().astype("float64")
+    flops = 5 * 2 * B * V * nh * nb  # the minimal work of nb CD-1 / PCD-1 steps
+    cands = {
+        "pyrogen-svi-cd1": pyrogen_svi_trainer(x, "cd", nh, nb),
+        "pyrogen-svi-pcd1": pyrogen_svi_trainer(x, "pcd", nh, nb),
+        "matmul-only": matmul_only(nh, nb),
+        "sklearn-pcd1": sklearn_trainer(x_np, nh, nb),
+    }
+    title = f"RBM {V}-{nh} training, batch {B}, {nb} batches per repeat (float32 torch)"
+    cmp = compare(
+        cands,
+        repeats=2 if args.quick else (args.repeats or 5),
+        warmup=args.warmup,
+        baseline="sklearn-pcd1",
+        title=title,
+        print_fn=None,
+    )
+    mm = flops / cmp.timings["matmul-only"].median
+    extra = {}
+    for name, t in cmp.timings.items():
+        rate = flops / t.median
+        epoch = t.median * (50000 / (nb * B))
+        extra[name] = (
+            f"{epoch:8.1f} s/epoch (extrapolated)  {rate / 1e9:6.2f} GFLOP/s useful  "
+            f"{100 * rate / mm:5.1f}% of matmul"
+        )
+    text = cmp.table(extra=extra, extra_header="per epoch / useful flop rate")
+    s = cmp.timings["sklearn-pcd1"].median
+    text += "\n" + "\n".join(
+        f"speed-up of {n} over sklearn-pcd1: {s / cmp.timings[n].median:.2f}x (goal >= 4x); "
+        "fraction of matmul throughput: "
+        f"{cmp.timings['matmul-only'].median / cmp.timings[n].median:.2f} (goal >= 0.60)"
+        for n in ("pyrogen-svi-cd1", "pyrogen-svi-pcd1")
+    )
+    text += f"\nmatmul throughput (float32, torch {torch.__version__}): {mm / 1e9:.2f} GFLOP/s"
+    print(text, flush=True)
+    out.append(text)
+
+
+# --------------------------------------------------------------------------------------------
+# AIS accuracy and throughput
+# --------------------------------------------------------------------------------------------
+def train_rbm_cd1(x, n_hidden, epochs, lr=0.05, seed=0):
+    import torch
+
+    from pyrogen.infer.ais import base_rate_visible_bias
+
+    g = torch.Generator().manual_seed(seed)
+    W = 0.01 * torch.randn(x.shape[1], n_hidden, generator=g)
+    b = base_rate_visible_bias(x, 1e-2).clone()
+    c = torch.zeros(n_hidden)
+
+    def bern(p):
+        return (torch.rand(p.shape, generator=g) < p).float()
+
+    for _ in range(epochs):
+        perm = torch.randperm(x.shape[0], generator=g)
+        for i in range(0, x.shape[0], B):
+            v0 = x[perm[i : i + B]]
+            ph0 = torch.sigmoid(v0 @ W + c)
+            v1 = bern(torch.sigmoid(bern(ph0) @ W.T + b))
+            ph1 = torch.sigmoid(v1 @ W + c)
+            W += lr * (v0.T @ ph0 - v1.T @ ph1) / len(v0)
+            b += lr * (v0.mean(0) - v1.mean(0))
+            c += lr * (ph0.mean(0) - ph1.mean(0))
+    return W, b, c
+
+
+def exact_log_z_hidden(W, b, c, chunk=32):
+    """log Z by enumerating the hidden layer in two halves (float32 terms, float64 sums)."""
+    import torch
+    import torch.nn.functional as F
+
+    nh = W.shape[1]
+    h1 = nh // 2
+
+    def states(k):
+        return ((torch.arange(2**k)[:, None] >> torch.arange(k)) & 1).to(W.dtype)
+
+    s1, s2 = states(h1), states(nh - h1)
+    a = s1 @ W[:, :h1].T + b
+    bb = s2 @ W[:, h1:].T
+    ca, cb = (s1 @ c[:h1]).double(), (s2 @ c[h1:]).double()
+    out = []
+    for i in range(0, len(s1), chunk):
+        t = F.softplus(a[i : i + chunk, None, :] + bb[None]).sum(-1).double()
+        out.append(torch.logsumexp((t + ca[i : i + chunk, None] + cb[None]).reshape(-1), 0))
+    return float(torch.logsumexp(torch.stack(out), 0))
+
+
+def bench_ais(args, out):
+    import torch
+
+    from pyrogen.infer.ais import RBMBaseRatePath, ais, base_rate_visible_bias
+
+    nh = 12 if args.quick else 20
+    x = load_train(2000 if args.quick else 10000)
+    t0 = time.perf_counter()
+    W, b, c = train_rbm_cd1(x, nh, 2 if args.quick else 10)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    exact = exact_log_z_hidden(W, b, c)
+    t_exact = time.perf_counter() - t0
+    path = RBMBaseRatePath(W, b, c, base_rate_visible_bias(x))
+    ll = float((path.log_density(x[:2000], 1.0).double() - exact).mean())
+    lines = [
+        f"## AIS accuracy on a {V}-{nh} RBM (CD-1, {x.shape[0]} train images; exact log Z = "
+        f"{exact:.4f} by enumerating 2^{nh} hidden states in {t_exact:.1f} s; train-set exact "
+        f"log-likelihood {ll:.2f} nats; training took {t_train:.1f} s)",
+        "100 chains, data base rate, schedule(num_betas, 'sm'), float32; over seeds "
+        f"0..{args.seeds - 1}",
+        f"{'num_betas':>9}  {'median s':>9}  {'mean err':>9}  {'max |err|':>9}  "
+        f"{'rmse':>7}  {'mean se':>8}  {'mean ESS':>8}",
+    ]
+    betas_list = [100, 300] if args.quick else [100, 300, 1000, 3000, 10000]
+    for nbetas in betas_list:
+        errs, ses, esss, times = [], [], [], []
+        for s in range(args.seeds):
+            t0 = time.perf_counter()
+            r = ais(path, nbetas, 100, generator=torch.Generator().manual_seed(s))
+            times.append(time.perf_counter() - t0)
+            errs.append(float(r.log_z) - exact)
+            ses.append(float(r.log_z_stderr))
+            esss.append(float(r.ess))
+        rmse = math.sqrt(sum(e * e for e in errs) / len(errs))
+        lines.append(
+            f"{nbetas:>9}  {sorted(times)[len(times) // 2]:>9.2f}  "
+            f"{sum(errs) / len(errs):>9.3f}  {max(abs(e) for e in errs):>9.3f}  {rmse:>7.3f}  "
+            f"{sum(ses) / len(ses):>8.3f}  {sum(esss) / len(esss):>8.1f}"
+        )
+        print(lines[-1], flush=True)
+    text = "\n".join(lines)
+    print(text, flush=True)
+    out.append(text)
+
+
+def bench_throughput(args, out):
+    import torch
+
+    from pyrogen.infer.ais import RBMBaseRatePath, ais
+
+    nh = 50 if args.quick else H
+    g = torch.Generator().manual_seed(0)
+    W = 0.05 * torch.randn(V, nh, generator=g)
+    b = torch.randn(V, generator=g) - 1
+    c = torch.randn(nh, generator=g) - 1
+    path = RBMBaseRatePath(W, b, c, b)
+    chains, nbetas = 100, (20 if args.quick else 200)
+
+    cmp = compare(
+        {"ais": lambda: ais(path, nbetas, chains, generator=torch.Generator().manual_seed(0))},
+        repeats=2 if args.quick else (args.repeats or 5),
+        warmup=args.warmup,
+        title=f"AIS throughput, RBM {V}-{nh}, {chains} chains x {nbetas - 1} sweeps, float32",
+        print_fn=None,
+    )
+    t = cmp.timings["ais"].median
+    sweeps = chains * (nbetas - 1)
+    flops = sweeps * 4 * V * nh
+    text = cmp.table() + (
+        f"\nthroughput: {sweeps / t:,.0f} chain-sweeps/s ({flops / t / 1e9:.2f} GFLOP/s in the "
+        "two matrix products per sweep)"
+    )
+    print(text, flush=True)
+    out.append(text)
+
+
+def main(argv=None):
+    p = bench_parser("RBM: CD/PCD training through Pyro SVI vs scikit-learn; AIS accuracy")
+    p.add_argument("--only", choices=("train", "ais", "throughput"), default=None)
+    p.add_argument("--batches", type=int, default=50, help="mini-batches per timed repeat")
+    p.add_argument("--seeds", type=int, default=5, help="AIS runs per num_betas")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seeds = min(args.seeds, 2)
+    threads = args.threads or 1
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(threads)
+    out = [header()]
+    print(out[0], flush=True)
+    with threadpool_limits(threads):
+        sections = {"train": bench_train, "ais": bench_ais, "throughput": bench_throughput}
+        for name, fn in sections.items():
+            if args.only in (None, name):
+                fn(args, out)
+    if args.out:
+        append_to_file(args.out, "\n\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
+
