@@ -264,12 +264,14 @@ def _train(x, normalizer, steps, seed=0, lr=0.05, nh=3):
     return float(RBM(W, b, c).log_prob(x).mean())
 
 
-def _training_data(nv, n, seed):
+def _training_data(nv, n, seed, flip=0.2):
+    """Noisy copies of two complementary prototypes (strongly correlated binary data)."""
     g = torch.Generator().manual_seed(seed)
-    W = 1.5 * torch.randn(nv, 2, generator=g, dtype=D)
-    true = RBM(W, -0.5 * W.sum(1), torch.zeros(2, dtype=D))
-    torch.manual_seed(seed)
-    return true.sample((n,))
+    proto = (torch.arange(nv) < nv // 2).to(D)
+    which = torch.randint(0, 2, (n, 1), generator=g).to(D)
+    clean = which * proto + (1 - which) * (1 - proto)
+    flips = (torch.rand(n, nv, generator=g, dtype=D) < flip).to(D)
+    return (clean + flips) % 2
 
 
 def test_svi_with_pcd_reaches_exact_gradient_log_likelihood():

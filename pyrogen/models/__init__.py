@@ -3,6 +3,7 @@
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .factor import PPCA, FactorAnalysis
 from .ica import ICA, BayesianNoisyICA, NoisyICA
+from .rbm import BernoulliRBM
 from .sfa import ProbabilisticSFA, SlowFeatureAnalysis
 from .vae import VAE, ConditionalVAE
 
@@ -21,4 +22,5 @@ __all__ = [
     "ProbabilisticSFA",
     "VAE",
     "ConditionalVAE",
+    "BernoulliRBM",
 ]

@@ -127,6 +127,28 @@ def _specs() -> list[ModelSpec]:
             "SlowFeatureAnalysis", lambda: m.SlowFeatureAnalysis(6, 2).double(), _gaussian_data(6)
         )
     )
+    # restricted Boltzmann machines (pyrogen/models/rbm.py): exact log-likelihood when the
+    # smaller layer is small, AIS estimate otherwise
+    specs.append(
+        ModelSpec(
+            "BernoulliRBM",
+            lambda: m.BernoulliRBM(6, 4).double(),
+            _binary_data(6),
+            {"num_steps": 5},
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "BernoulliRBM-ais",
+            lambda: m.BernoulliRBM(
+                22, 21, num_chains=10, ais_num_chains=10, ais_num_betas=30, sample_steps=5
+            ).double(),
+            _binary_data(22),
+            {"num_steps": 3, "batch_size": 20},
+            support="binary",
+        )
+    )
     return specs
 
 
