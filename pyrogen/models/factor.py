@@ -698,7 +698,7 @@ class PPCA(_LinearGaussian):
     @property
     def sigma2(self) -> float:
         r"""The shared noise variance :math:`\sigma^2`."""
-        return float(self._psi()[0])
+        return float(self._psi().detach()[0])
 
     def _fit_closed(self, x, *, method, max_iter, tol, progress, callback) -> FitHistory:
         mean, cov = _moments(x)
