@@ -28,7 +28,7 @@ def test_stderr_combines_per_example_and_shared():
 
 
 def test_every_kind_declares_a_description():
-    for kind, (desc, bound) in KINDS.items():
+    for desc, bound in KINDS.values():
         assert desc and bound in (None, "lower", "upper")
 
 
