@@ -163,9 +163,14 @@ def test_transition_leaves_intermediate_invariant(dtype):
     beta = 0.6
     p_v = torch.softmax(path.log_density(v, beta), 0)
     ph = torch.sigmoid(beta * (v @ W + c))  # (16, 3)
-    t_vh = torch.exp((h[None] * ph[:, None].log() + (1 - h[None]) * (1 - ph[:, None]).log()).sum(-1))
+
+    def bern_pmf(z, p):  # P(z | p) for every pair of rows: (rows of p, rows of z)
+        zz, pp = z[None], p[:, None]
+        return torch.exp((zz * pp.log() + (1 - zz) * (1 - pp).log()).sum(-1))
+
+    t_vh = bern_pmf(h, ph)
     pv = torch.sigmoid((1 - beta) * bA + beta * (b + h @ W.T))  # (8, 4)
-    t_hv = torch.exp((v[None] * pv[:, None].log() + (1 - v[None]) * (1 - pv[:, None]).log()).sum(-1))
+    t_hv = bern_pmf(v, pv)
     torch.testing.assert_close(p_v @ (t_vh @ t_hv), p_v)
     # and the sampler draws from that kernel: empirical frequencies from one start state
     x = v[5].expand(20000, 4).contiguous()
@@ -509,7 +514,8 @@ def test_default_ais_within_0p1_nats_on_mnist_rbm(mnist_path, n_hidden, persiste
     W, b, c = train_rbm_cd(x, n_hidden, epochs=10, persistent=persistent)
     exact = rbm_exact_log_z_hidden(W, b, c)
     path = RBMBaseRatePath(W, b, c, base_rate_visible_bias(x))
-    for seed in range(3):
-        res = ais(path, generator=gen(seed))  # the defaults
-        assert abs(float(res.log_z) - float(exact)) < 0.1, (seed, float(res.log_z), float(exact))
-        assert res.log_z_stderr < 0.1
+    res = ais(path, generator=gen(0))  # the defaults: 10,000 temperatures, 100 chains
+    # measured stderr ~0.035, so |error| < 0.1 is ~2.9 stderr: failure rate ~0.4% over seeds
+    assert abs(float(res.log_z) - float(exact)) < 0.1, (float(res.log_z), float(exact))
+    assert res.log_z_stderr < 0.06
+    assert res.ess > 50
