@@ -77,8 +77,10 @@ __all__ = [
 #: built-in source densities (all with zero mean and unit variance)
 SOURCES = ("gennorm", "logistic", "laplace", "student_t")
 
-#: bounds of the learnt generalized-normal shape: 1 is Laplace, 2 Gaussian, 10 near-uniform
-GENNORM_SHAPE_BOUNDS = (1.0, 10.0)
+#: range of the learnt generalized-normal shape (0.5: spikier than Laplace, 1: Laplace,
+#: 2: Gaussian, 20: nearly uniform). The shape is parametrized by its log (no saturating
+#: bound that could trap it); it is clamped to this range only for numerical safety.
+GENNORM_SHAPE_BOUNDS = (0.5, 20.0)
 
 
 class NonIdentifiableWarning(UserWarning):
@@ -174,8 +176,8 @@ def _gennorm_excess_kurtosis(beta: torch.Tensor) -> torch.Tensor:
 
 def _gennorm_shape_from_kurtosis(kurt: torch.Tensor) -> torch.Tensor:
     """Moment-matching shape (bisection on the monotone kurtosis curve), clamped to bounds."""
-    lo = torch.full_like(kurt, GENNORM_SHAPE_BOUNDS[0])
-    hi = torch.full_like(kurt, GENNORM_SHAPE_BOUNDS[1])
+    lo = torch.full_like(kurt, 1.0)
+    hi = torch.full_like(kurt, 10.0)
     for _ in range(50):
         mid = (lo + hi) / 2
         too_peaked = _gennorm_excess_kurtosis(mid) > kurt  # kurtosis decreases with beta
@@ -415,9 +417,7 @@ class _SourceMixin:
                     f"source must have batch_shape () or ({k},). Got {tuple(bs)} instead."
                 )
         if self._source_name == "gennorm":
-            self.source_shape = PyroParam(
-                torch.full((k,), 1.5), constraint=constraints.interval(*GENNORM_SHAPE_BOUNDS)
-            )
+            self.source_shape = PyroParam(torch.full((k,), 1.5), constraint=constraints.positive)
 
     def source_distribution(self) -> torch.distributions.Distribution:
         """The univariate source density, batch shape ``(n_components,)`` (unit variance)."""
@@ -426,7 +426,7 @@ class _SourceMixin:
         one = torch.ones_like(zero)
         name = self._source_name
         if name == "gennorm":
-            return GeneralizedNormal(zero, one, self.source_shape)
+            return GeneralizedNormal(zero, one, self.source_shape.clamp(*GENNORM_SHAPE_BOUNDS))
         if name == "logistic":
             return dist.Logistic(zero, one * (math.sqrt(3.0) / math.pi))
         if name == "laplace":
@@ -669,7 +669,7 @@ class ICA(_SourceMixin, GenerativeModel):
         batch_size: int | None = None,
         seed: int | None = None,
         n_init: int = 1,
-        tol: float = 1e-9,
+        tol: float = 1e-7,
         check_identifiability: bool = True,
         alpha: float = 0.01,
         progress: bool = True,
@@ -756,6 +756,9 @@ class ICA(_SourceMixin, GenerativeModel):
                 best = (ll, hist, {k: v.detach().clone() for k, v in self.state_dict().items()})
         ll, hist, state = best
         self.load_state_dict(state)
+        if self._source_name == "gennorm":  # store the shape actually used (see the clamp)
+            with torch.no_grad():
+                self.source_shape = self.source_shape.clamp(*GENNORM_SHAPE_BOUNDS).clone()
         self._canonicalize(x)
         hist.seconds = time.perf_counter() - t0
         with torch.no_grad():
@@ -833,7 +836,7 @@ class ICA(_SourceMixin, GenerativeModel):
         opt = torch.optim.LBFGS(
             params,
             lr=lr,
-            max_iter=20,
+            max_iter=10,
             tolerance_change=tol,
             tolerance_grad=1e-10,
             history_size=20,
