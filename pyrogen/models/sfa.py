@@ -1,6 +1,6 @@
 r"""Slow feature analysis (book §13.3): the closed form and its probabilistic model.
 
-Slow feature analysis (SFA) [1]_ looks for features :math:`f(x_t)` of a time series that vary
+Slow feature analysis (SFA) [1]_ [3]_ looks for features :math:`f(x_t)` of a time series that vary
 as slowly as possible. For a linear feature map :math:`y_t = U^\top (z_t - \mu)`, where
 :math:`z_t = x_t` or a fixed expansion of :math:`x_t`, it solves
 
@@ -426,15 +426,17 @@ class SlowFeatureSequence(TorchDistribution):
 # ---------------------------------------------------------------------------------- SFA
 @register_model("sfa")
 class SlowFeatureAnalysis(GenerativeModel):
-    r"""Linear slow feature analysis in closed form (book §13.3, [1]_), optionally quadratic.
+    r"""Linear slow feature analysis in closed form (book §13.3), optionally quadratic.
 
-    ``fit`` solves the SFA eigenproblem (see :func:`sfa_closed_form`) on :math:`z_t = x_t` or,
-    with ``expansion="quadratic"``, on all monomials of degree :math:`\le 2` of :math:`x_t`
-    (:func:`quadratic_expansion`, dimension :math:`M = D + D(D+1)/2`). ``transform`` returns the
-    ``n_components`` slowest features, slowest first; ``slowness_`` holds every
-    :math:`\delta_k` (ascending).
+    ``fit`` solves the SFA eigenproblem of Wiskott & Sejnowski (see :func:`sfa_closed_form`)
+    on :math:`z_t = x_t` or, with ``expansion="quadratic"``, on all monomials of degree
+    :math:`\le 2` of :math:`x_t` (:func:`quadratic_expansion`, dimension
+    :math:`M = D + D(D+1)/2`). ``transform`` returns the
+    ``n_components`` slowest features, slowest first; the property :attr:`slowness_` holds
+    every :math:`\delta_k` (ascending). References: Wiskott & Sejnowski (2002), Turner & Sahani
+    (2007), Deep Learning §13.3 (full entries in :mod:`pyrogen.models.sfa`).
 
-    As a generative model it is the zero-noise, square limit of Turner & Sahani's model [2]_:
+    As a generative model it is the zero-noise, square limit of Turner & Sahani's model:
     :class:`SlowFeatureSequence` with the fitted :math:`U`, :math:`\mu` and
     :math:`\lambda_k = 1 - \delta_k/2` (the lag-one autocorrelation of feature :math:`k`). The
     closed form is the maximum-likelihood estimate of this model up to :math:`O(1/T)` boundary
@@ -460,9 +462,6 @@ class SlowFeatureAnalysis(GenerativeModel):
         :math:`U`; column :math:`k` is the :math:`k`-th slowest direction.
     lam : Tensor ``(M,)``
         AR(1) coefficients of the generative model.
-    slowness_ : Tensor ``(M,)``
-        :math:`\delta_k`: mean squared temporal difference of each unit-variance feature on the
-        training data, ascending (available after ``fit``).
 
     Examples
     --------
@@ -762,7 +761,7 @@ def _kalman(xs, weight, loc, lam, noise_var, smooth: bool = False):
 
 @register_model("psfa")
 class ProbabilisticSFA(GenerativeModel):
-    r"""Probabilistic slow feature analysis (Turner & Sahani 2007 [2]_), exact likelihood.
+    r"""Probabilistic slow feature analysis (Turner & Sahani 2007), exact likelihood.
 
     .. math::
 
@@ -778,7 +777,11 @@ class ProbabilisticSFA(GenerativeModel):
 
     Its limit :math:`\sigma \to 0` with :math:`K = D` is the noiseless model whose
     maximum-likelihood solution is SFA (:class:`SlowFeatureAnalysis`): the latent means are the
-    SFA features and :math:`2(1 - \lambda_k)` the slowness values :math:`\delta_k`.
+    SFA features and :math:`2(1 - \lambda_k)` the slowness values :math:`\delta_k` (the
+    property :attr:`slowness_`, comparable to :attr:`SlowFeatureAnalysis.slowness_`).
+
+    Reference: Turner & Sahani (2007), "A maximum-likelihood interpretation for slow feature
+    analysis", Neural Computation 19(4) (see :mod:`pyrogen.models.sfa`).
 
     Parameters
     ----------
@@ -799,9 +802,7 @@ class ProbabilisticSFA(GenerativeModel):
         :math:`b`.
     lam : Tensor ``(K,)``
         :math:`\lambda_k \in (-1, 1)` (in parameter order; ``transform`` sorts slowest first).
-    slowness_ : Tensor ``(K,)``
-        :math:`2(1-\lambda_k)` ascending: the mean squared temporal difference of each
-        unit-variance latent process, comparable to :attr:`SlowFeatureAnalysis.slowness_`.
+
     """
 
     log_likelihood_kind = "exact"
