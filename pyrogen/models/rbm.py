@@ -272,11 +272,17 @@ class BernoulliRBM(GenerativeModel):
         x = self._check_x(x)
         return check_binary(x, "x")
 
-    def log_normalizer(self, *, num_chains=None, num_betas=None, seed=None):
-        """:math:`\\log Z`: exact when :attr:`exact`, else an AIS estimate with its stderr."""
+    def log_normalizer(self, *, num_chains=None, num_betas=None, seed=None, method=None):
+        """:math:`\\log Z` as a :class:`~pyrogen.normalizers.LogZEstimate`.
+
+        ``method``: ``"exact"`` or ``"ais"``; default exact when :attr:`exact`, else an AIS
+        estimate (``num_chains`` x ``num_betas``, base-rate path) with its standard error.
+        """
+        method = ("exact" if self.exact else "ais") if method is None else method
+        check_choice(method, "method", ("exact", "ais"))
         d = self.distribution(Exact(max_units=24))
         with torch.no_grad():
-            if self.exact:
+            if method == "exact":
                 return d.log_normalizer()
             ais = AIS(
                 num_chains=num_chains or self.config["ais_num_chains"],
