@@ -127,59 +127,46 @@ class AnnealingPath(Protocol):
         r"""One MCMC transition leaving :math:`f_\beta` invariant (same shape as ``x``)."""
 
 
-class AISState(NamedTuple):
-    """State of the annealing loop (BlackJAX style).
+def _field_docs(cls, **docs):
+    """Give the fields of a NamedTuple their own docstrings (rendered by autodoc)."""
+    for name, doc in docs.items():
+        getattr(cls, name).__doc__ = doc
 
-    Attributes
-    ----------
-    x : torch.Tensor, shape ``(num_chains, *batch_shape, *event_shape)``
-        Current particles.
-    log_weights : torch.Tensor, float64, shape ``(num_chains, *batch_shape)``
-        Accumulated importance log-weights, *excluding* ``log_z0``.
-    beta : float
-        The inverse temperature the particles were last moved at.
-    """
+
+class AISState(NamedTuple):
+    """State of the annealing loop (BlackJAX style): particles, log-weights, temperature."""
 
     x: torch.Tensor
     log_weights: torch.Tensor
     beta: float
 
 
-class AISInfo(NamedTuple):
-    """What one annealing step did.
+_field_docs(
+    AISState,
+    x="Current particles, shape ``(num_chains, *batch_shape, *event_shape)``.",
+    log_weights="Accumulated importance log-weights excluding ``log_z0``, float64, shape "
+    "``(num_chains, *batch_shape)``.",
+    beta="The inverse temperature the particles were last moved at (float).",
+)
 
-    Attributes
-    ----------
-    log_weight_increment : torch.Tensor, shape ``(num_chains, *batch_shape)``
-        :math:`\\log f_{\\beta}(x) - \\log f_{\\beta_{prev}}(x)` at the particles before the move.
-    beta : float
-        The new inverse temperature.
-    """
+
+class AISInfo(NamedTuple):
+    """What one annealing step did."""
 
     log_weight_increment: torch.Tensor
     beta: float
 
 
-class AISResult(NamedTuple):
-    r"""Result of :func:`ais`.
+_field_docs(
+    AISInfo,
+    log_weight_increment=r":math:`\log f_\beta(x) - \log f_{\beta_{prev}}(x)` at the particles "
+    "before the move, shape ``(num_chains, *batch_shape)``.",
+    beta="The new inverse temperature (float).",
+)
 
-    Attributes
-    ----------
-    log_z : torch.Tensor, shape ``batch_shape``
-        :math:`\log\hat Z = \log Z_0 + \log\frac1M\sum_m w_m`, the log of an *unbiased estimate
-        of Z*. In expectation it underestimates :math:`\log Z` (Jensen).
-    log_z_stderr : torch.Tensor, shape ``batch_shape``
-        Delta-method standard error of ``log_z``: :math:`\mathrm{sd}(w)/(\sqrt M \bar w)`
-        (NaN when ``num_chains == 1``).
-    ess : torch.Tensor, shape ``batch_shape``
-        Effective sample size :math:`(\sum_m w_m)^2/\sum_m w_m^2`, in ``[1, num_chains]``.
-    log_weights : torch.Tensor, shape ``(num_chains, *batch_shape)``
-        :math:`\log Z_0 + \log w_m`: each exponentiates to an unbiased estimate of Z.
-    samples : torch.Tensor, shape ``(num_chains, *batch_shape, *event_shape)``
-        Final particles (approximate draws from :math:`f_1/Z`; weight them by ``log_weights``).
-    num_betas : int
-        Number of inverse temperatures used (:math:`K+1`).
-    """
+
+class AISResult(NamedTuple):
+    """Result of :func:`ais`: the estimate of log Z, its standard error, ESS, weights, samples."""
 
     log_z: torch.Tensor
     log_z_stderr: torch.Tensor
@@ -189,30 +176,43 @@ class AISResult(NamedTuple):
     num_betas: int
 
 
-class RAISEResult(NamedTuple):
-    r"""Result of :func:`reverse_ais`.
+_field_docs(
+    AISResult,
+    log_z=r":math:`\log\hat Z = \log Z_0 + \log\frac1M\sum_m w_m`, shape ``batch_shape``: "
+    r"the log of an *unbiased estimate of Z*; in expectation it underestimates :math:`\log Z`.",
+    log_z_stderr=r"Delta-method standard error of ``log_z``, :math:`s_w/(\sqrt M \bar w)`, "
+    "shape ``batch_shape`` (NaN when ``num_chains == 1``).",
+    ess=r"Effective sample size :math:`(\sum_m w_m)^2/\sum_m w_m^2` in ``[1, num_chains]``, "
+    "shape ``batch_shape``.",
+    log_weights=r":math:`\log Z_0 + \log w_m`, shape ``(num_chains, *batch_shape)``: each "
+    "exponentiates to an unbiased estimate of Z.",
+    samples="Final particles, approximate draws from the target (weight them by "
+    "``log_weights``), shape ``(num_chains, *batch_shape, *event_shape)``.",
+    num_betas="Number of inverse temperatures used (int).",
+)
 
-    Attributes
-    ----------
-    log_prob : torch.Tensor, shape ``(n, *batch_shape)``
-        :math:`\log\frac1M\sum_m w_m`, the log of an unbiased estimate of the annealing model's
-        probability of each data point: a stochastic *lower* bound on
-        :math:`\log p_{\mathrm{ann}}(x)`, a conservative estimate of :math:`\log p(x)`.
-    log_prob_stderr : torch.Tensor, shape ``(n, *batch_shape)``
-        Delta-method standard error of ``log_prob`` (NaN when ``num_chains == 1``).
-    ess : torch.Tensor, shape ``(n, *batch_shape)``
-        Effective sample size of the reverse weights of each data point.
-    log_weights : torch.Tensor, shape ``(num_chains, n, *batch_shape)``
-        The reverse log-weights.
-    num_betas : int
-        Number of inverse temperatures used.
-    """
+
+class RAISEResult(NamedTuple):
+    """Result of :func:`reverse_ais`: a conservative estimate of log p(x) per data point."""
 
     log_prob: torch.Tensor
     log_prob_stderr: torch.Tensor
     ess: torch.Tensor
     log_weights: torch.Tensor
     num_betas: int
+
+
+_field_docs(
+    RAISEResult,
+    log_prob=r":math:`\log\frac1M\sum_m w_m`, shape ``(n, *batch_shape)``: the log of an "
+    "unbiased estimate of the annealing model's probability of each data point, a stochastic "
+    r"*lower* bound on :math:`\log p_{\mathrm{ann}}(x)`.",
+    log_prob_stderr="Delta-method standard error of ``log_prob``, shape ``(n, *batch_shape)`` "
+    "(NaN when ``num_chains == 1``).",
+    ess="Effective sample size of the reverse weights of each data point.",
+    log_weights="The reverse log-weights, shape ``(num_chains, n, *batch_shape)``.",
+    num_betas="Number of inverse temperatures used (int).",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,7 +411,8 @@ def reverse_ais(
 ) -> RAISEResult:
     r"""RAISE: reverse annealed importance sampling of :math:`\log p(x)` at data points.
 
-    Burda, Grosse & Salakhutdinov (2015) [3]_. The forward annealing chain defines a tractable
+    Burda, Grosse & Salakhutdinov (2015), *Accurate and conservative estimates of MRF
+    log-likelihood using reverse annealing*. The forward annealing chain defines a tractable
     generative model :math:`p_{\mathrm{ann}}(x_K) = \sum p_0(x_0) \prod_k T_k(x_k\mid x_{k-1})`,
     which tends to the target :math:`f_1/Z` as the schedule gets finer. Starting at the data,
     :math:`x_K = x`, the chain is run backwards with the reversed kernels,

@@ -14,7 +14,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pyrogen.infer import (
+from pyrogen.infer.ais import (
+    DEFAULT_NUM_BETAS,
+    SM_SCHEDULE_SEGMENTS,
     AISResult,
     AnnealingPath,
     GeometricPath,
@@ -26,7 +28,6 @@ from pyrogen.infer import (
     reverse_ais,
     schedule,
 )
-from pyrogen.infer.ais import DEFAULT_NUM_BETAS, SM_SCHEDULE_SEGMENTS
 
 D64 = torch.float64
 
