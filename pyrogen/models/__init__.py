@@ -5,6 +5,7 @@ from .factor import PPCA, FactorAnalysis
 from .ica import ICA, BayesianNoisyICA, NoisyICA
 from .rbm import BernoulliRBM
 from .sfa import ProbabilisticSFA, SlowFeatureAnalysis
+from .sparse_coding import SparseCoding
 from .vae import VAE, ConditionalVAE
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "BayesianNoisyICA",
     "SlowFeatureAnalysis",
     "ProbabilisticSFA",
+    "SparseCoding",
     "VAE",
     "ConditionalVAE",
     "BernoulliRBM",

@@ -127,6 +127,23 @@ def _specs() -> list[ModelSpec]:
             "SlowFeatureAnalysis", lambda: m.SlowFeatureAnalysis(6, 2).double(), _gaussian_data(6)
         )
     )
+    # sparse coding (pyrogen/models/sparse_coding.py): importance-sampled log-likelihood
+    specs.append(
+        ModelSpec(
+            "SparseCoding",
+            lambda: m.SparseCoding(6, 4, lam=0.5, fit_bias=True, num_is_samples=50).double(),
+            _gaussian_data(6),
+            {"num_iter": 3},
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "SparseCoding-svi-normal",
+            lambda: m.SparseCoding(6, 4, lam=0.5, guide="normal", num_is_samples=50).double(),
+            _gaussian_data(6),
+            {"method": "svi", "num_steps": 5},
+        )
+    )
     # restricted Boltzmann machines (pyrogen/models/rbm.py): exact log-likelihood when the
     # smaller layer is small, AIS estimate otherwise
     specs.append(
