@@ -851,6 +851,7 @@ class ICA(_SourceMixin, GenerativeModel):
             return loss
 
         prev = None
+        restarted = False
         hist.converged = False
         for step in range(num_steps):
             value = float(opt.step(closure).detach())
@@ -863,8 +864,15 @@ class ICA(_SourceMixin, GenerativeModel):
             if callback is not None:
                 callback(step, value)
             if prev is not None and abs(prev - value) <= tol * max(1.0, abs(value)):
-                hist.converged = True
-                break
+                if restarted:
+                    hist.converged = True
+                    break
+                # confirm with a fresh quasi-Newton memory (a stalled line search looks
+                # like convergence)
+                opt.state.clear()
+                restarted = True
+            else:
+                restarted = False
             prev = value
         with torch.no_grad():
             hist.losses.append(float(self._nll(x)))

@@ -231,7 +231,7 @@ def test_fixed_super_gaussian_sources_separate_super_gaussian_mixture(source):
 
 
 def test_ica_without_whitening_separates():
-    x, a = mixture(6, n=500, kinds=("laplace", "uniform", "binary"))
+    x, a = mixture(6, n=300, kinds=("laplace", "uniform", "binary"))
     m = ICA(3, whiten=False).double()
     m.fit(x, seed=0, progress=False)
     assert amari_distance(m.components_, a) <= fastica_amari(x, a, 0) * 1.5 + 0.01
@@ -249,6 +249,20 @@ def test_ica_fewer_components_than_features():
     assert m.transform(x).shape == (600, 3)
 
 
+def test_svi_loss_is_the_exact_negative_log_likelihood():
+    x, _ = mixture(8, n=100, kinds=("laplace", "uniform"))
+    m = ICA(2).double()
+    hist = m.fit(x, method="svi", num_steps=20, lr=0.05, seed=0, progress=False,
+                 check_identifiability=False)
+    assert hist.method == "svi" and hist.losses[-1] < hist.losses[0]
+    # no latent variables: the per-example SVI loss is -mean log p(x) at the current params
+    m2 = ICA(2).double()
+    m2.load_state_dict(m.state_dict())
+    loss = pyro.infer.Trace_ELBO().loss(m2.model, m2.guide, x) / x.shape[0]
+    assert abs(loss + m.log_likelihood(x).mean()) < 1e-10
+
+
+@pytest.mark.slow
 def test_svi_reaches_the_lbfgs_likelihood():
     x, _ = mixture(8, n=200, kinds=("laplace", "uniform"))
     exact = ICA(2).double()
@@ -264,7 +278,7 @@ def test_svi_reaches_the_lbfgs_likelihood():
 
 
 def test_restarts_keep_the_best_likelihood():
-    x, _ = mixture(9, n=200, kinds=("laplace", "uniform"))
+    x, _ = mixture(9, n=150, kinds=("laplace", "uniform"))
     lls = [ICA(2).double().fit(x, seed=s, progress=False).info["log_likelihood"]
            for s in range(2)]
     best = ICA(2).double().fit(x, seed=0, n_init=2, progress=False).info["log_likelihood"]
@@ -273,16 +287,16 @@ def test_restarts_keep_the_best_likelihood():
 
 # ---------------------------------------------------------------------- canonical order/sign
 def test_transform_is_stable_across_seeds():
-    x, _ = mixture(10, n=500)
+    x, _ = mixture(10, n=400, kinds=("laplace", "uniform", "binary"))
     zs, lls = [], []
     for seed in (0, 1):
-        m = ICA(4).double()
+        m = ICA(3).double()
         lls.append(m.fit(x, seed=seed, progress=False).info["log_likelihood"])
         zs.append(m.transform(x))
         a = m.mixing_
         norms = a.norm(dim=0)
         assert (norms[:-1] >= norms[1:]).all()  # decreasing mixing-column norms
-        assert (a[a.abs().argmax(0), torch.arange(4)] > 0).all()  # largest loading positive
+        assert (a[a.abs().argmax(0), torch.arange(3)] > 0).all()  # largest loading positive
     # same optimum from two random rotations (up to the flatness of the likelihood along
     # rotations of the two bounded sources, ~1e-5 nats), and no flipped or swapped source: a
     # flip or swap would change the sources by O(1)
