@@ -475,6 +475,8 @@ def reverse_ais(
     n = data.shape[0]
     chunk_size = n if chunk_size is None else check_int(chunk_size, "chunk_size", low=1)
     reverse = getattr(path, "reverse_transition", path.transition)
+    # a reversible kernel (no reverse_transition) lets the fused forward step serve backwards
+    fused = hasattr(path, "anneal_step") and not hasattr(path, "reverse_transition")
     rev_betas = betas[::-1]
     log_z0 = path.log_z0.detach().double()
     out = []
@@ -487,9 +489,15 @@ def reverse_ais(
         x = _call(reverse, x, rev_betas[0], generator=generator)
         for k in range(1, len(rev_betas)):
             b_hi, b_lo = rev_betas[k - 1], rev_betas[k]
-            log_w = log_w + (path.log_density(x, b_lo) - path.log_density(x, b_hi)).double()
-            if k < len(rev_betas) - 1:
-                x = _call(reverse, x, b_lo, generator=generator)
+            last = k == len(rev_betas) - 1
+            if fused and not last:
+                # increment log f_lo(x) - log f_hi(x), then the move at b_lo, in one pass
+                x, inc = _call(path.anneal_step, x, b_hi, b_lo, generator=generator)
+            else:
+                inc = path.log_density(x, b_lo) - path.log_density(x, b_hi)
+                if not last:
+                    x = _call(reverse, x, b_lo, generator=generator)
+            log_w = log_w + inc.double()
         out.append(log_w.reshape(num_chains, nc, *log_w.shape[1:]))
     log_w = torch.cat(out, dim=1)
     log_mean, se, ess = _weight_stats(log_w)
