@@ -593,7 +593,14 @@ class FactorAnalysis(_LinearGaussian):
         psi = torch.full((self.n_features,), float(self.config["init_noise"]), dtype=torch.float64)
         psi = psi.clamp(min=floor)
         step = _fa_svd_step if method == "em" else _fa_classic_step
-        state = None if method == "em" else self.weight.detach().double()
+        if method == "em":
+            d, k = self.n_features, self.n_components
+            m = min(d, k + max(10, k // 2))  # subspace size: K plus oversampling
+            # large d: warm-started subspace iteration instead of a full eigh per iteration,
+            # then exact iterations to confirm convergence (same stopping rule as all-exact)
+            state = {"approx": d >= _SUBSPACE_MIN_FEATURES and 3 * m <= d, "basis": None, "m": m}
+        else:
+            state = self.weight.detach().double()
         converged = False
         old = -math.inf
         bar = tqdm(range(max_iter), disable=not progress, desc=f"FactorAnalysis {method}")
@@ -607,6 +614,11 @@ class FactorAnalysis(_LinearGaussian):
             if callback is not None:
                 callback(it, -ll)
             if ll - old < tol:
+                if method == "em" and state["approx"]:
+                    # confirm with exact eigendecompositions from this psi on
+                    state["approx"] = False
+                    old = -math.inf
+                    continue
                 converged = True
                 break
             old = ll
@@ -618,22 +630,52 @@ class FactorAnalysis(_LinearGaussian):
         return history
 
 
+#: FactorAnalysis EM uses warm-started subspace iteration from this many features on
+_SUBSPACE_MIN_FEATURES = 200
+_SUBSPACE_POWER = 2
+
+
+def _subspace_eigh(mat: torch.Tensor, basis: torch.Tensor, power: int = _SUBSPACE_POWER):
+    """Ritz pairs (descending) of symmetric ``mat`` on the span of ``power`` products with
+    ``basis`` (block power iteration + Rayleigh-Ritz); :math:`O(d^2 m)` instead of
+    :math:`O(d^3)`."""
+    q = basis
+    for _ in range(power):
+        q, _ = torch.linalg.qr(mat @ q)
+    evals, evecs = torch.linalg.eigh(q.T @ mat @ q)
+    return evals.flip(0), q @ evecs.flip(1)
+
+
 def _fa_svd_step(cov, psi, k, floor, state):
-    """One SVD-based iteration: ``(W(psi), psi_next, loglik(W(psi), psi), state)``."""
+    """One SVD-based iteration: ``(W(psi), psi_next, loglik(W(psi), psi), state)``.
+
+    ``state`` (a dict or ``None``): with ``state["approx"]`` the top eigenpairs come from a
+    subspace iteration warm-started at ``state["basis"]`` and the returned log-likelihood is the
+    exact one of the returned ``(W, psi)``; otherwise from a full eigendecomposition.
+    """
     d = cov.shape[0]
     sqrt_psi = psi.sqrt()
     scaled = cov / sqrt_psi.unsqueeze(1) / sqrt_psi.unsqueeze(0)
-    lam, vec = _top_eigh(scaled, k)
-    top = lam[:k]
-    big = top > 1.0
-    # log|C| = sum log psi + sum_{lam>1} log lam ; tr(C^-1 S) = sum_{lam>1} 1 + rest
-    ll = -0.5 * (
-        d * _LOG_2PI
-        + float(psi.log().sum())
-        + float(torch.where(big, top.log() + 1.0, top).sum())
-        + float(lam[k:].sum())
-    )
-    w = sqrt_psi.unsqueeze(1) * vec[:, :k] * (top - 1.0).clamp(min=0.0).sqrt()
+    if state is not None and state["approx"] and state["basis"] is not None:
+        lam, vec = _subspace_eigh(scaled, state["basis"])
+        state["basis"] = vec
+        top = lam[:k]
+        w = sqrt_psi.unsqueeze(1) * vec[:, :k] * (top - 1.0).clamp(min=0.0).sqrt()
+        ll = _mean_log_lik_cov(cov, w, psi)
+    else:
+        lam, vec = _top_eigh(scaled, k)
+        if state is not None:
+            state["basis"] = vec[:, : state["m"]].contiguous()
+        top = lam[:k]
+        big = top > 1.0
+        # log|C| = sum log psi + sum_{lam>1} log lam ; tr(C^-1 S) = sum_{lam>1} 1 + rest
+        ll = -0.5 * (
+            d * _LOG_2PI
+            + float(psi.log().sum())
+            + float(torch.where(big, top.log() + 1.0, top).sum())
+            + float(lam[k:].sum())
+        )
+        w = sqrt_psi.unsqueeze(1) * vec[:, :k] * (top - 1.0).clamp(min=0.0).sqrt()
     psi_next = (cov.diagonal() - (w * w).sum(1)).clamp(min=floor)
     return w, psi_next, ll, state
 

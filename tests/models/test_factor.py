@@ -170,6 +170,22 @@ def test_fa_classic_em_reaches_the_same_optimum():
     torch.testing.assert_close(a.covariance(), b.covariance(), atol=1e-3, rtol=0)
 
 
+def test_fa_em_subspace_path_matches_exact_path(monkeypatch):
+    # for many features EM replaces the full eigh by a warm-started subspace iteration and then
+    # confirms convergence with exact iterations; force it on a small problem and compare
+    from pyrogen.models import factor
+
+    x = _synthetic(600, 40, 3, seed=9)
+    exact = FactorAnalysis(40, 3).double()
+    exact.fit(x, progress=False, tol=1e-9)
+    monkeypatch.setattr(factor, "_SUBSPACE_MIN_FEATURES", 10)
+    approx = FactorAnalysis(40, 3).double()
+    hist = approx.fit(x, progress=False, tol=1e-9)
+    assert hist.converged
+    assert abs(approx.log_likelihood(x).mean() - exact.log_likelihood(x).mean()) < 1e-6
+    torch.testing.assert_close(approx.covariance(), exact.covariance(), atol=1e-3, rtol=0)
+
+
 def test_ppca_closed_form_matches_eigendecomposition_and_sklearn(digits):
     x = digits  # PPCA's shared sigma^2 is not driven to 0 by constant columns: keep them
     k = 10
