@@ -13,6 +13,7 @@ distribution               unnormalized log-density :math:`-F(x)`
                            \operatorname{softplus}(c_j + \sum_i v_i W_{ij} / \sigma_i^2)`
 =========================  =====================================================================
 
+The energies follow the book [1]_; the RBM annealing path is the base-rate path of [2]_.
 All three are :class:`~pyrogen.distributions.EnergyBasedDistribution`\ s: ``log_prob`` uses the
 ``normalizer`` passed at construction (``Exact()`` by default) and plugs into ``pyro.sample``.
 
