@@ -315,6 +315,12 @@ def _lam_from_slowness(delta: torch.Tensor, margin: float) -> torch.Tensor:
     return (1 - delta / 2).clamp(-1 + margin, 1 - margin)
 
 
+def _innovation_var(lam: torch.Tensor) -> torch.Tensor:
+    """:math:`1 - \\lambda^2`, floored at the dtype's eps so that it stays a valid variance when
+    :math:`\\lambda` rounds to 1 (float32)."""
+    return (1 - lam**2).clamp_min(torch.finfo(lam.dtype).eps)
+
+
 def _set_param(module, name: str, value: torch.Tensor) -> None:
     """Write a constrained value into a PyroParam in place (keeps the param-store identity)."""
     constraint = module._pyro_params[name][0]
@@ -696,7 +702,7 @@ def _kalman_covariances(weight, lam, noise_var, duration: int, tol: float = 1e-1
     :math:`G_t^\top` ``(T, K, K)`` (the last one unused).
     """
     d, k = weight.shape
-    q = torch.diag(1 - lam**2)
+    q = torch.diag(_innovation_var(lam))
     r = torch.diag(noise_var.expand(d))
     p_pred = torch.eye(k, dtype=weight.dtype, device=weight.device)
     chols, gains, smooth_gains = [], [], []
@@ -864,7 +870,7 @@ class ProbabilisticSFA(GenerativeModel):
         return dist.GaussianHMM(
             dist.Normal(zeros, torch.ones_like(zeros)).to_event(1),
             torch.diag_embed(lam),
-            dist.Normal(zeros, (1 - lam**2).sqrt()).to_event(1),
+            dist.Normal(zeros, _innovation_var(lam).sqrt()).to_event(1),
             self.weight.T,
             dist.Normal(self.loc, self.noise_scale.expand(self.n_features)).to_event(1),
             duration=duration,
