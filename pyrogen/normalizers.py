@@ -39,9 +39,10 @@ a normalizer that has (approximate) model samples :math:`x^{(1..S)}` with weight
 
 whose value is the estimate and whose gradient is the (weighted) model expectation of
 :math:`-\nabla F` (for ``AIS`` on an RBM the samples are the final particles of the base-rate
-path of Salakhutdinov & Murray [2]_). With it, ``Trace_ELBO`` on ``pyro.sample("x", RBM(..., normalizer=PCD()),
-obs=x)`` computes exactly the PCD (or CD-k) learning rule of book §18.2 and §20.2: positive phase
-from the data term :math:`-F(x)`, negative phase from :math:`s`.
+path of Salakhutdinov & Murray [2]_). With it, ``Trace_ELBO`` on
+``pyro.sample("x", RBM(..., normalizer=PCD()), obs=x)`` computes exactly the PCD (or CD-k)
+learning rule of book §18.2 and §20.2: positive phase from the data term :math:`-F(x)`,
+negative phase from :math:`s`.
 
 References
 ----------

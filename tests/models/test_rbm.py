@@ -4,7 +4,7 @@ log-likelihoods, sampling, bad input."""
 import pytest
 import torch
 
-from pyrogen.distributions import RBM, enumerate_binary_states
+from pyrogen.distributions import enumerate_binary_states
 from pyrogen.models import BernoulliRBM, load
 
 D = torch.float64
