@@ -264,7 +264,7 @@ def sfa_closed_form(seqs: list, rtol: float | None = None):
     seqs : list of Tensor, each ``(T_i, M)``, ``T_i >= 2``
     rtol : float, optional
         Smallest allowed ratio of the smallest to the largest eigenvalue of :math:`C`; defaults to
-        ``1000 * M * eps`` of the dtype.
+        ``10 * M * eps`` of the dtype.
 
     Returns
     -------
@@ -289,7 +289,7 @@ def sfa_closed_form(seqs: list, rtol: float | None = None):
     dcov = diffs.T @ diffs / diffs.shape[0]
     evals, evecs = torch.linalg.eigh(cov)
     if rtol is None:
-        rtol = 1000.0 * m * torch.finfo(z.dtype).eps
+        rtol = 10.0 * m * torch.finfo(z.dtype).eps
     ratio = float(evals[0] / evals[-1]) if float(evals[-1]) > 0 else 0.0
     if not ratio > rtol:
         raise ValueError(
@@ -574,6 +574,9 @@ class SlowFeatureAnalysis(GenerativeModel):
         seed: int | None = None,
         progress: bool = False,
         data_info: dict | None = None,
+        num_steps: int | None = None,
+        lr: float | None = None,
+        batch_size: int | None = None,
     ) -> FitHistory:
         r"""Solve SFA in closed form on one or several sequences.
 
@@ -588,6 +591,9 @@ class SlowFeatureAnalysis(GenerativeModel):
             Accepted for the model protocol; the closed form is deterministic and instant.
         data_info : dict, optional
             Identity of the data, stored in ``data_info``.
+        num_steps, lr, batch_size
+            Do not apply to the closed form; anything but ``None`` is a ``ValueError`` (so that
+            a command line or script written for an SVI model fails clearly).
 
         Returns
         -------
@@ -598,6 +604,12 @@ class SlowFeatureAnalysis(GenerativeModel):
             generative model (linear SFA only).
         """
         check_choice(method, "method", self.fit_methods())
+        for name, value in (("num_steps", num_steps), ("lr", lr), ("batch_size", batch_size)):
+            if value is not None:
+                raise ValueError(
+                    f"{name} does not apply to SlowFeatureAnalysis.fit (a closed form, no "
+                    f"optimizer steps). Got {name}={value!r}; leave it unset."
+                )
         if rtol is not None:
             rtol = check_float(rtol, "rtol", 0.0, 1.0, "oo")
         data = self._sequences(x, min_steps=2, why=" (SFA needs temporal differences)")
@@ -990,7 +1002,13 @@ class ProbabilisticSFA(GenerativeModel):
         if data_info is not None:
             self.data_info = dict(data_info)
         if init == "sfa":
-            self.init_from_sfa(data.seqs if data.layout != "2d" else data.seqs[0])
+            try:
+                self.init_from_sfa(data.seqs if data.layout != "2d" else data.seqs[0])
+            except ValueError as e:
+                raise ValueError(
+                    f"init='sfa' needs closed-form SFA on x, which failed: {e} Use "
+                    "init='current' to start from the current parameters instead."
+                ) from e
         n_steps = data.n_steps
         svi = pyro.infer.SVI(
             self.model, self.guide, pyro.optim.Adam({"lr": lr}), pyro.infer.Trace_ELBO()

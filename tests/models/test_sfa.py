@@ -449,6 +449,10 @@ def test_bad_input_sfa():
         _ = SlowFeatureAnalysis(4).slowness_
     with pytest.raises(ValueError, match="per must be one of"):
         sfa.log_likelihood(x, per="token")
+    with pytest.raises(ValueError, match="num_steps does not apply to SlowFeatureAnalysis"):
+        sfa.fit(x, num_steps=10)
+    with pytest.raises(ValueError, match="rtol must be a float"):
+        sfa.fit(x, rtol=2.0)
     quad = SlowFeatureAnalysis(2, expansion="quadratic").double()
     for call in (quad.log_likelihood, quad.model):
         with pytest.raises(ValueError, match="needs a density on x"):
@@ -480,3 +484,9 @@ def test_bad_input_psfa():
         m.log_likelihood(x.float())
     with pytest.raises(ValueError, match="num_steps must be"):
         m.fit(x, num_steps=0, progress=False)
+    const = x.clone()
+    const[:, 2] = 1.0  # a constant feature: SFA cannot whiten, PSFA can still start elsewhere
+    with pytest.raises(ValueError, match="init='sfa' needs closed-form SFA.*singular"):
+        m.fit(const, num_steps=1, progress=False)
+    hist = m.fit(const, num_steps=2, init="current", progress=False)
+    assert all(math.isfinite(v) for v in hist.losses)
