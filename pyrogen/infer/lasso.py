@@ -330,7 +330,7 @@ def _line_search(h_a, delta, Gs, g_a, valid, alpha):
     return torch.where(hit | ~valid, zero, new_a), moved
 
 
-def _feature_sign(G, q, xx, alpha, thresh, max_iter, add_per_step=4, kkt_rtol=1e-10):
+def _feature_sign(G, q, xx, alpha, thresh, max_iter, add_per_step=4, kkt_rtol=None):
     """Feature-sign search (Lee et al. 2007) batched over rows, ``add_per_step`` atoms at once.
 
     Each iteration, for every unfinished row: if the active set ``A`` is optimal for its signs
@@ -341,6 +341,8 @@ def _feature_sign(G, q, xx, alpha, thresh, max_iter, add_per_step=4, kkt_rtol=1e
     objective decreasing; coordinates that reach zero leave ``A``.
     """
     n, K = q.shape
+    if kkt_rtol is None:  # 1e-10 in float64; rounding-limited in lower precision
+        kkt_rtol = max(1e-10, 100.0 * torch.finfo(q.dtype).eps)
     zero = torch.zeros((), dtype=q.dtype, device=q.device)
     h_out = torch.zeros_like(q)
     gap_out = torch.full((n,), float("inf"), dtype=q.dtype, device=q.device)
