@@ -170,7 +170,8 @@ class BernoulliRBM(GenerativeModel):
     def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
         """``pyro.sample("x", RBM(W, b, c, normalizer=...), obs=x)`` in the data plate.
 
-        Also records ``hidden_mean`` :math:`= P(h = 1 \\mid v)` as a deterministic site.
+        Also records ``hidden_mean`` :math:`= P(h = 1 \\mid v)` as a deterministic site
+        (except inside :meth:`fit`, where it would cost one more matrix product per step).
         """
         d = self.distribution(self._active_normalizer())
         if x is None:
@@ -179,7 +180,9 @@ class BernoulliRBM(GenerativeModel):
                 return pyro.sample("x", d)
         with self._data_plate(x, num_data):
             v = pyro.sample("x", d, obs=x)
-            pyro.deterministic("hidden_mean", torch.sigmoid(self.hidden_bias + v @ self.weight))
+            if getattr(self, "_fit_normalizer", None) is None:  # not inside fit: save a matmul
+                h = torch.sigmoid(self.hidden_bias + v @ self.weight)
+                pyro.deterministic("hidden_mean", h)
         return v
 
     @pyro.nn.pyro_method
