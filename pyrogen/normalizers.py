@@ -294,6 +294,27 @@ class AIS(Normalizer):
             path = dist.annealing_path(base=self.base, data=self.data)
             return ais(path, schedule, self.num_chains, generator=generator)
 
+    def reverse(self, dist, value: torch.Tensor, num_chains: int = 10):
+        r"""RAISE (Burda, Grosse & Salakhutdinov 2015) on the same path, from data ``value``.
+
+        Returns :class:`pyrogen.infer.ais.RAISEResult` whose ``log_prob`` (shape
+        ``(n, *param_batch_shape)``) is a stochastic *lower* bound on the annealing model's
+        :math:`\log p(x)`: the conservative counterpart of
+        ``dist.unnormalized_log_prob(x) - AIS log Z`` (an upper bound in expectation).
+        ``value`` has shape ``(n, *param_batch_shape, *event_shape)``.
+        """
+        from .infer.ais import reverse_ais
+
+        num_chains = check_int(num_chains, "num_chains", low=1)
+        schedule = self.betas if self.betas is not None else self.num_betas
+        generator = None
+        if self.seed is not None:
+            generator = torch.Generator(device=dist.device).manual_seed(self.seed)
+        with torch.no_grad():
+            path = dist.annealing_path(base=self.base, data=self.data)
+            value = torch.as_tensor(value, dtype=dist.dtype, device=dist.device)
+            return reverse_ais(path, value, schedule, num_chains, generator=generator)
+
     def __call__(self, dist, value=None) -> LogZEstimate:
         res = self.run(dist)
         weights = torch.softmax(res.log_weights.detach(), dim=0)
