@@ -1,4 +1,4 @@
-r"""Independent component analysis (book §13.2) as Pyro programs.
+r"""Independent component analysis (book §13.2 [1]_, [3]_) as Pyro programs.
 
 Three models share this file:
 
@@ -25,8 +25,9 @@ family covers sub-Gaussian, Laplace and near-uniform sources), ``"logistic"``, `
 ``"student_t"`` (all scaled to unit variance), or any univariate
 :class:`torch.distributions.Distribution` supplied by the user.
 
-ICA is identifiable only when at most one source is Gaussian [2]_. :class:`ICA` tests every
-recovered source for Gaussianity (Jarque–Bera) after ``fit`` and raises a
+ICA is identifiable only when at most one source is Gaussian [2]_; the Amari distance [4]_
+measures separation. :class:`ICA` tests every
+recovered source for Gaussianity (Jarque–Bera [5]_) after ``fit`` and raises a
 :class:`NonIdentifiableWarning` when two or more look Gaussian, instead of silently returning an
 arbitrary rotation.
 
@@ -103,7 +104,8 @@ def amari_distance(unmixing, mixing) -> float:
         d(P) = \frac{1}{2K(K-1)} \Big[\sum_i \Big(\frac{\sum_j |p_{ij}|}{\max_j |p_{ij}|} - 1
         \Big) + \sum_j \Big(\frac{\sum_i |p_{ij}|}{\max_i |p_{ij}|} - 1\Big)\Big] \in [0, 1],
 
-    zero exactly when :math:`P` is a scaled permutation matrix (perfect separation) [4]_.
+    zero exactly when :math:`P` is a scaled permutation matrix (perfect separation); Amari,
+    Cichocki & Yang (1996), reference [4] of :mod:`pyrogen.models.ica`.
 
     Parameters
     ----------
@@ -127,7 +129,7 @@ def amari_distance(unmixing, mixing) -> float:
 
 
 def gaussianity_test(s) -> dict:
-    r"""Jarque–Bera test of Gaussianity of each column of ``s`` [5]_.
+    r"""Jarque–Bera test of Gaussianity of each column of ``s`` (Jarque & Bera 1987).
 
     .. math::
 
@@ -379,7 +381,7 @@ def check_invertible(matrix: torch.Tensor, name: str) -> None:
             )
 
 
-def _make_source(source, df: float) -> tuple[str, object]:
+def _make_source(source) -> tuple[str, object]:
     """Validate ``source``: a built-in name or a univariate torch Distribution."""
     if isinstance(source, str):
         return check_choice(source, "source", SOURCES), None
@@ -406,10 +408,10 @@ class _SourceMixin:
     """Source-density handling shared by the three models."""
 
     def _init_source(self, source, df, k):
-        self._source_name, self._custom_source = _make_source(source, df)
+        self._source_name, self._custom_source = _make_source(source)
         if self._source_name == "student_t":
-            df = check_float(df, "df", 2.0, None, "oc")
-        self._df = float(df)
+            df = check_float(df, "df", 2.0, None, "oo")
+        self._df = float(df) if isinstance(df, numbers.Real) else df
         if self._custom_source is not None:
             bs = self._custom_source.batch_shape
             if bs not in (torch.Size(), torch.Size([k])):
@@ -509,11 +511,7 @@ class ICA(_SourceMixin, GenerativeModel):
     ----------
     unmixing : Tensor, shape ``(K, K)``
         Learnt unmixing in whitened coordinates (``(D, D)`` in data coordinates without
-        whitening); Pyro parameter.
-    components_ : Tensor, shape ``(K, D)``
-        Unmixing in data coordinates: :math:`h = \text{components\_} (x - \mu)`.
-    mixing_ : Tensor, shape ``(D, K)``
-        Mixing in data coordinates (columns of :math:`A` for the non-Gaussian sources).
+        whitening); Pyro parameter. ``components_`` and ``mixing_`` give it in data space.
     gaussianity_ : dict
         Jarque–Bera test of each recovered source on the training data (see
         :func:`gaussianity_test`), set by ``fit``.

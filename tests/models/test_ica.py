@@ -375,6 +375,8 @@ def test_ica_bad_arguments():
         ICA(3, source=3)
     with pytest.raises(ValueError, match="source must be a univariate"):
         ICA(3, source=dist.MultivariateNormal(torch.zeros(2), torch.eye(2)))
+    with pytest.raises(ValueError, match="source must have real support"):
+        ICA(3, source=dist.Exponential(torch.tensor(1.0)))
     with pytest.raises(ValueError, match=r"source must have batch_shape \(\) or \(3,\)"):
         ICA(3, source=dist.Normal(torch.zeros(2), 1.0))
     with pytest.raises(ValueError, match="df must be a float in the range"):
