@@ -38,9 +38,11 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    n_steps = 300 if args.quick else 2000
-    # 2 T steps; the first T (training) hold 2.3, 11.7 and 31.1 cycles of the three sources
-    cycles = (4.6, 23.4, 62.2)
+    n_steps = 500 if args.quick else 2000
+    # 2 T steps, train on the first T, held out the rest; the sources make 2.3, 11.7 and 31.1
+    # cycles per 500 steps. (Much slower sources per step put the slowness of the slowest SFA
+    # features on the floor set by the white noise: see docs/models/sfa.rst.)
+    cycles = tuple(c * 2 * n_steps / 500 for c in (2.3, 11.7, 31.1))
     x, sources = sinusoid_mixture(2 * n_steps, 4, cycles=cycles, noise=0.05, seed=args.seed)
     train, test = x[:n_steps], x[n_steps:]
     s_train = sources[:n_steps]
