@@ -704,16 +704,19 @@ def _ll_result(steps: list, per: str, extra: dict | None = None) -> LogLikelihoo
 
 
 # ---------------------------------------------------------------------------------- PSFA
-def _kalman_covariances(weight, lam, noise_var, duration: int, tol: float = 1e-13):
+def _kalman_covariances(weight, lam, noise_var, duration: int, tol: float | None = None):
     r"""The data-independent half of the Kalman filter/RTS smoother for the PSFA model.
 
     Runs the Riccati recursion until the predicted covariance stops changing (relative change
-    below ``tol``) and reuses the steady state afterwards. Returns, per time step (tensors of
+    below ``tol``, default ``max(1e-13, 100 eps)`` of the dtype) and reuses the steady state
+    afterwards. Returns, per time step (tensors of
     length ``duration`` along dim 0): the Cholesky factor of the one-step predictive covariance
     :math:`W P^-_t W^\top + R` ``(T, D, D)``, the gain ``(T, K, D)`` and the smoother gain
     :math:`G_t^\top` ``(T, K, K)`` (the last one unused).
     """
     d, k = weight.shape
+    if tol is None:
+        tol = max(1e-13, 100 * torch.finfo(weight.dtype).eps)
     q = torch.diag(_innovation_var(lam))
     r = torch.diag(noise_var.expand(d))
     p_pred = torch.eye(k, dtype=weight.dtype, device=weight.device)

@@ -257,6 +257,14 @@ def test_psfa_exact_log_likelihood_matches_dense_mvn(noise):
     torch.testing.assert_close(tr.log_prob_sum().detach(), dense.sum())
 
 
+def test_psfa_kalman_filter_matches_gaussian_hmm_on_a_long_sequence():
+    """Long enough for the Riccati recursion to reach its steady state (then reused)."""
+    m = _small_psfa(3, 2)
+    x = m.sample(400)
+    ll = m.log_likelihood(x).values.sum()
+    torch.testing.assert_close(ll, m.hmm(duration=400).log_prob(x).detach(), rtol=1e-10, atol=0)
+
+
 def test_psfa_transform_is_the_dense_posterior_mean():
     m = _small_psfa(3, 2)
     x = m.sample(6)
