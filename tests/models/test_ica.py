@@ -25,6 +25,16 @@ from pyrogen.models.ica import (
 TEST_FAILURE_RATE = 1e-3  # for the goodness-of-fit tests (fixed seeds, so deterministic)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These are small problems: a second intra-op thread only adds synchronisation (and, on a
+    busy shared machine, long waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def mixture(seed, n=1000, kinds=("laplace", "uniform", "student_t", "binary"), d=None):
     """Unit-variance independent sources of the given kinds, mixed by a random square matrix."""
     g = np.random.default_rng(seed)
