@@ -14,6 +14,9 @@ kind                meaning
 ``iwae_bound``      importance-weighted bound with k particles (lower bound)
 ``elbo``            evidence lower bound (lower bound)
 ``pseudo_likelihood``  sum_i log p(x_i | x_-i); not a likelihood at all
+``posterior_predictive``  log (1/S) sum_s p(x | theta_s) over posterior draws theta_s: estimates
+                    the log posterior predictive density log p(x | training data) per example;
+                    log of an unbiased mean, so a stochastic *lower* bound in expectation
 ==================  ==========================================================================
 
 This module does not import :mod:`pyrogen.models`: its estimators take callables.
@@ -36,6 +39,10 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "iwae_bound": ("importance-weighted lower bound (IWAE)", "lower"),
     "elbo": ("evidence lower bound (ELBO)", "lower"),
     "pseudo_likelihood": ("log pseudo-likelihood (not a likelihood)", None),
+    "posterior_predictive": (
+        "log posterior predictive density over posterior draws (stochastic lower bound)",
+        "lower",
+    ),
 }
 
 

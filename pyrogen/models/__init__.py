@@ -1,6 +1,7 @@
 """pyrogen models: PyroModules following the model protocol (see :mod:`pyrogen.models.base`)."""
 
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
+from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .factor import PPCA, FactorAnalysis
 from .ica import ICA, BayesianNoisyICA, NoisyICA
 from .rbm import BernoulliRBM
@@ -16,6 +17,8 @@ __all__ = [
     "register_model",
     "FactorAnalysis",
     "PPCA",
+    "BayesianFactorAnalysis",
+    "BayesianPPCA",
     "ICA",
     "NoisyICA",
     "BayesianNoisyICA",

@@ -97,6 +97,23 @@ def _specs() -> list[ModelSpec]:
             {"method": "svi", "num_steps": 5},
         )
     )
+    # Bayesian factor models (pyrogen/models/bayesian_factor.py): posterior predictive density
+    specs.append(
+        ModelSpec(
+            "BayesianFactorAnalysis",
+            lambda: m.BayesianFactorAnalysis(6, 2, num_prior_draws=20).double(),
+            _gaussian_data(6),
+            {"num_steps": 5, "num_posterior_samples": 10},
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "BayesianPPCA",
+            lambda: m.BayesianPPCA(6, 2, num_prior_draws=20).double(),
+            _gaussian_data(6),
+            {"num_steps": 5, "num_posterior_samples": 10},
+        )
+    )
     # ICA family (pyrogen/models/ica.py)
     specs.append(
         ModelSpec(
