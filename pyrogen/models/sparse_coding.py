@@ -466,6 +466,7 @@ class SparseCoding(GenerativeModel):
         n, d = x.shape
         k = self.n_components
         w = torch.randn(d, k, dtype=x.dtype, device=x.device)
+        scale = torch.ones(k, dtype=x.dtype, device=x.device)
         if init == "data":
             idx = torch.randperm(n, device=x.device)[:k]
             w[:, : idx.numel()] = x[idx].T
@@ -475,15 +476,16 @@ class SparseCoding(GenerativeModel):
             r = int((s > s[0] * 1e-10).sum()) if s.numel() else 0
             r = min(r, k)
             w[:, :r] = vt[:r].T
+            scale[:r] = s[:r]
         w = torch.where(w.norm(dim=0, keepdim=True) > 0, w, torch.randn_like(w))
-        return _unit_columns(w)
+        return _unit_columns(w), scale
 
     @torch.no_grad()
     def _fit_alternating(self, x, num_iter, fit_tol, init, progress, callback) -> FitHistory:
         n = x.shape[0]
         tol = self.config["tol"]
-        w = self._init_dictionary(x, init)
         b = x.mean(0) if self.config["fit_bias"] else torch.zeros_like(self.bias)
+        w, scale0 = self._init_dictionary(x, init)
         hist = FitHistory(method="alternating", info={"init": init, "alpha": self.alpha})
         t0 = time.perf_counter()
         prev = math.inf
@@ -491,7 +493,10 @@ class SparseCoding(GenerativeModel):
         bar = tqdm(range(num_iter), disable=not progress, desc="SparseCoding alternating")
         n_resampled = 0
         for it in bar:
-            res = solve_lasso(x, w, self.alpha, bias=b, tol=tol)
+            # first codes of the "svd" init: against the unnormalized S V^T basis, as
+            # scikit-learn's DictionaryLearning does (large atoms: nearly least-squares codes)
+            w_code = w * scale0 if it == 0 else w
+            res = solve_lasso(x, w_code, self.alpha, bias=b, tol=tol)
             h = res.codes
             # dictionary: one sweep of exact block coordinate descent over the atoms
             r = x - b - h @ w.T
