@@ -136,14 +136,14 @@ def _field_docs(cls, **docs):
 class AISState(NamedTuple):
     """State of the annealing loop (BlackJAX style): particles, log-weights, temperature."""
 
-    x: torch.Tensor
+    particles: torch.Tensor
     log_weights: torch.Tensor
     beta: float
 
 
 _field_docs(
     AISState,
-    x="Current particles, shape ``(num_chains, *batch_shape, *event_shape)``.",
+    particles="Current particles, shape ``(num_chains, *batch_shape, *event_shape)``.",
     log_weights="Accumulated importance log-weights excluding ``log_z0``, float64, shape "
     "``(num_chains, *batch_shape)``.",
     beta="The inverse temperature the particles were last moved at (float).",
@@ -324,7 +324,7 @@ def ais_init(path: AnnealingPath, num_chains: int, *, generator=None) -> AISStat
     x = _call(path.init, num_chains, generator=generator)
     lead = x.shape[: 1 + len(path.log_z0.shape)]
     log_w = torch.zeros(lead, dtype=torch.float64, device=x.device)
-    return AISState(x=x, log_weights=log_w, beta=0.0)
+    return AISState(particles=x, log_weights=log_w, beta=0.0)
 
 
 def ais_step(
@@ -335,13 +335,13 @@ def ais_step(
     Uses ``path.anneal_step`` when the path has one (one fused pass), otherwise
     ``log_density`` twice and ``transition``.
     """
-    x, beta_prev = state.x, state.beta
+    x, beta_prev = state.particles, state.beta
     if hasattr(path, "anneal_step"):
         x_new, inc = _call(path.anneal_step, x, beta_prev, beta, generator=generator)
     else:
         inc = path.log_density(x, beta) - path.log_density(x, beta_prev)
         x_new = _call(path.transition, x, beta, generator=generator)
-    new = AISState(x=x_new, log_weights=state.log_weights + inc.double(), beta=beta)
+    new = AISState(particles=x_new, log_weights=state.log_weights + inc.double(), beta=beta)
     return new, AISInfo(log_weight_increment=inc, beta=beta)
 
 
@@ -395,7 +395,7 @@ def ais(
         log_z_stderr=se.to(dtype),
         ess=ess.to(dtype),
         log_weights=(state.log_weights + log_z0).to(dtype),
-        samples=state.x,
+        samples=state.particles,
         num_betas=len(betas),
     )
 

@@ -295,7 +295,7 @@ def test_ais_generator_reproducible_and_functional_core():
         state, info = ais_step(path, state, beta, generator=g)
     assert info.beta == 1.0
     torch.testing.assert_close(state.log_weights + path.log_z0, r1.log_weights)
-    torch.testing.assert_close(state.x, r1.samples)
+    torch.testing.assert_close(state.particles, r1.samples)
 
 
 def test_ais_default_schedule_and_explicit_betas():
