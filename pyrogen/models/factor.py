@@ -538,14 +538,14 @@ class FactorAnalysis(_LinearGaussian):
     Fit methods (``fit(x, method=...)``):
 
     ``"em"`` (default)
-        The SVD-based iteration of Barber (2012) used by scikit-learn [4]_, on the
+        The SVD-based iteration of Barber (2012) used by scikit-learn, on the
         :math:`d \times d` sample covariance :math:`S`: given :math:`\psi`, the exact maximizer
         over :math:`W` is :math:`W = \Psi^{1/2} U_K (\Lambda_K - I)_+^{1/2}` from the top
         :math:`K` eigenpairs of :math:`\Psi^{-1/2} S \Psi^{-1/2}`; then
         :math:`\psi \leftarrow \max(\operatorname{diag}(S - WW^\top), \text{floor})`.
         Cost :math:`O(nd^2)` once, then one :math:`d \times d` eigendecomposition per iteration.
     ``"em_classic"``
-        The EM algorithm of Rubin & Thayer [2]_ on :math:`S`: with
+        The EM algorithm of Rubin & Thayer (1982) on :math:`S`: with
         :math:`\beta = A^{-1} W^\top \Psi^{-1}`, :math:`W \leftarrow S \beta^\top
         (I - \beta W + \beta S \beta^\top)^{-1}` and :math:`\psi \leftarrow
         \operatorname{diag}(S - W \beta S)`; :math:`O(d^2 K)` per iteration, more iterations;
