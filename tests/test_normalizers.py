@@ -377,12 +377,13 @@ def test_nuts_over_boltzmann_machine_parameters_with_ais_approximation():
     # well-defined *approximate* posterior: log Z_AIS <= log Z on average (Jensen), so the
     # likelihood is biased upward by about var(log Z_AIS)/2 per example times n; with
     # small stderr the posterior is close to the exact one.
-    n = 4
+    n = 3
     U, b = _bm_truth(n)
-    x = _bm_data(U, b, 1000, seed=1)
-    model, iu = _bm_model(n, AIS(num_chains=200, num_betas=50, seed=0))
+    x = _bm_data(U, b, 800, seed=1)
+    model, iu = _bm_model(n, AIS(num_chains=200, num_betas=20, seed=0))
     pyro.set_rng_seed(2)
-    mcmc = MCMC(NUTS(model), num_samples=100, warmup_steps=100, disable_progbar=True)
+    kernel = NUTS(model, max_tree_depth=4)
+    mcmc = MCMC(kernel, num_samples=60, warmup_steps=60, disable_progbar=True)
     mcmc.run(x)
     u = mcmc.get_samples()["u"]
     true_u = U[iu[0], iu[1]]
