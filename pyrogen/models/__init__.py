@@ -5,6 +5,7 @@ from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .factor import PPCA, FactorAnalysis
 from .ica import ICA, BayesianNoisyICA, NoisyICA
 from .rbm import BernoulliRBM
+from .sbn import FVSBN, HelmholtzMachine, SigmoidBeliefNet
 from .sfa import ProbabilisticSFA, SlowFeatureAnalysis
 from .sparse_coding import SparseCoding
 from .vae import VAE, ConditionalVAE
@@ -28,4 +29,7 @@ __all__ = [
     "VAE",
     "ConditionalVAE",
     "BernoulliRBM",
+    "SigmoidBeliefNet",
+    "HelmholtzMachine",
+    "FVSBN",
 ]

@@ -183,6 +183,41 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    # sigmoid belief nets (pyrogen/models/sbn.py): exact log-likelihood by enumeration for
+    # few hidden units, importance-sampled otherwise
+    specs.append(
+        ModelSpec(
+            "FVSBN", lambda: m.FVSBN(6).double(), _binary_data(6), {"num_steps": 5},
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "HelmholtzMachine",
+            lambda: m.HelmholtzMachine([6, 3, 2]).double(),
+            _binary_data(6),
+            {"method": "wake_sleep", "num_steps": 5},
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "SigmoidBeliefNet",
+            lambda: m.SigmoidBeliefNet([6, 4]).double(),
+            _binary_data(6),
+            {"method": "nvil", "num_steps": 5},
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "SigmoidBeliefNet-is",
+            lambda: m.SigmoidBeliefNet([8, 10, 10], num_is_particles=50).double(),
+            _binary_data(8),
+            {"method": "rws", "num_steps": 3, "batch_size": 20},
+            support="binary",
+        )
+    )
     return specs
 
 
