@@ -156,11 +156,20 @@ def _mcmc_samples(runs) -> dict[str, torch.Tensor]:
     return {k: torch.cat([p[k] for p in per]) for k in per[0]}
 
 
+def _is_random(site) -> bool:
+    """A real sample site (not a plate's subsample site, not an auxiliary guide site)."""
+    return (
+        site["type"] == "sample"
+        and hasattr(site["fn"], "batch_shape")
+        and not site["infer"].get("is_auxiliary", False)
+    )
+
+
 def _plate_dims(trace) -> dict[str, list[str]]:
     """Dimension names of each sample site from its plates (batch) and ``<site>_dim_<i>``."""
     out = {}
     for name, site in trace.nodes.items():
-        if site["type"] != "sample":
+        if not _is_random(site):
             continue
         value = site["value"]
         batch_ndim = len(site["fn"].batch_shape)
@@ -303,7 +312,7 @@ def to_inference_data(
         obs = {
             k: site["value"]
             for k, site in tr.nodes.items()
-            if site["type"] == "sample" and site["is_observed"] and not k.startswith("_")
+            if _is_random(site) and site["is_observed"] and not k.startswith("_")
         }
         if log_likelihood:
             flat = {k: v.reshape(C * S, *v.shape[2:]) for k, v in grouped.items()}
@@ -321,7 +330,7 @@ def to_inference_data(
                     values = _loglik_loop(model, flat, obs, model_args, model_kwargs)
             loglik = {k: _numpy(v).reshape(C, S, *v.shape[1:]) for k, v in values.items()}
             observed = {k: _numpy(v) for k, v in obs.items()}
-            for k, v in obs.items():
+            for k in obs:
                 batch = len(tr.nodes[k]["fn"].batch_shape)
                 all_dims[k] = all_dims[k][:batch] if loglik[k].ndim - 2 == batch else all_dims[k]
                 if observed[k].ndim != len(all_dims[k]):
@@ -350,7 +359,7 @@ def _latent_sites(model, args, kwargs) -> set[str]:
     return {
         k
         for k, s in tr.nodes.items()
-        if s["type"] == "sample" and not s["is_observed"] and not k.startswith("_")
+        if _is_random(s) and not s["is_observed"] and not k.startswith("_")
     }
 
 
