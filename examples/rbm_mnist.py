@@ -84,12 +84,13 @@ def main(argv=None):
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--ais-chains", type=int, default=100)
     p.add_argument("--ais-betas", type=int, default=10000)
-    p.add_argument("--raise-images", type=int, default=100)
+    p.add_argument("--raise-images", type=int, default=20)
     p.add_argument("--raise-chains", type=int, default=5)
-    p.add_argument("--raise-betas", type=int, default=1000)
+    p.add_argument("--raise-betas", type=int, default=10000)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the results to this file")
+    p.add_argument("--save", default=None, help="save the trained model (BernoulliRBM.save)")
     args = p.parse_args(argv)
     if args.quick:
         args.hidden, args.epochs = 10, 2.0
@@ -123,6 +124,9 @@ def main(argv=None):
         f"{num_steps} steps of {args.batch_size} = {args.epochs:g} epochs in "
         f"{budget['train_s']:.1f} s"
     )
+
+    if args.save:
+        rbm.save(args.save)
 
     # 2. AIS estimate of log Z on the base-rate path (base fitted to the training data)
     W, b, c = (t.detach() for t in (rbm.weight, rbm.visible_bias, rbm.hidden_bias))
