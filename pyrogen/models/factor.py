@@ -131,10 +131,20 @@ def _mean_log_lik_cov(cov, weight, psi) -> float:
 
 
 def _moments(x: torch.Tensor):
-    """Mean (float64) and covariance (computed in ``x``'s dtype, returned in float64)."""
+    """Mean and covariance (divisor n) of the rows of ``x``, both float64.
+
+    The product is taken in ``x``'s dtype; on the CPU through NumPy, whose ``a.T @ a`` uses
+    BLAS ``syrk`` (half the work of a general matrix product).
+    """
+    x = x.detach()
     mean = x.double().mean(0)
     xc = x - mean.to(x.dtype)
-    cov = (xc.T @ xc).double() / x.shape[0]
+    if xc.device.type == "cpu":
+        a = xc.numpy()
+        cov = torch.from_numpy(a.T @ a)
+    else:
+        cov = xc.T @ xc
+    cov = cov.double() / x.shape[0]
     return mean, 0.5 * (cov + cov.T)
 
 
@@ -434,8 +444,18 @@ class _LinearGaussian(GenerativeModel):
             pyro.set_rng_seed(check_int(seed, "seed", low=0))
         if data_info is not None:
             self.data_info = dict(data_info)
-        constant = (x.max(0).values == x.min(0).values).nonzero().flatten().tolist()
-        var_scale = float(x.double().var(0, unbiased=False).mean())
+        moments = None if method == "svi" else _moments(x)
+        if moments is None:
+            lo, hi = torch.aminmax(x, dim=0)
+            is_constant = lo == hi
+            var_scale = float(x.double().var(0, unbiased=False).mean())
+        else:
+            # constant <=> zero variance, up to the rounding of the mean (no extra data pass)
+            var = moments[1].diagonal()
+            slack = x.shape[0] * torch.finfo(x.dtype).eps * moments[0].abs()
+            is_constant = var <= slack * slack
+            var_scale = float(var.mean())
+        constant = is_constant.nonzero().flatten().tolist()
         if self.config["noise_floor"] == "auto":
             self._assign(floor=AUTO_FLOOR_FACTOR * var_scale if var_scale > 0 else 1e-6)
         self._warn_constant(constant)
@@ -453,7 +473,7 @@ class _LinearGaussian(GenerativeModel):
         else:
             t0 = time.perf_counter()
             history = self._fit_closed(
-                x,
+                moments,
                 method=method,
                 max_iter=1000 if num_steps is None else num_steps,
                 tol=tol,
@@ -465,10 +485,14 @@ class _LinearGaussian(GenerativeModel):
         on_floor = (psi <= self.noise_floor_ * (1 + 1e-6)).nonzero().flatten().tolist()
         heywood = [j for j in on_floor if j not in set(constant)]
         self._warn_floor(heywood, history)
-        ll = self.log_likelihood(x)
+        if moments is None:
+            ll = self.log_likelihood(x).mean()
+        else:  # b is the data mean: the exact mean log-likelihood from the covariance
+            w, _, psi64 = self._float64_params()
+            ll = _mean_log_lik_cov(moments[1], w, psi64)
         history.info.update(
-            log_likelihood=ll.mean(),
-            log_likelihood_kind=ll.kind,
+            log_likelihood=ll,
+            log_likelihood_kind="exact",
             noise_floor=float(self.noise_floor_),
             n_constant_features=len(constant),
             n_features_on_floor=len(on_floor),
@@ -586,8 +610,8 @@ class FactorAnalysis(_LinearGaussian):
                 stacklevel=3,
             )
 
-    def _fit_closed(self, x, *, method, max_iter, tol, progress, callback) -> FitHistory:
-        mean, cov = _moments(x)
+    def _fit_closed(self, moments, *, method, max_iter, tol, progress, callback) -> FitHistory:
+        mean, cov = moments
         history = self._em_history(method, max_iter, tol)
         floor = float(self.noise_floor_)
         psi = torch.full((self.n_features,), float(self.config["init_noise"]), dtype=torch.float64)
@@ -742,8 +766,8 @@ class PPCA(_LinearGaussian):
         r"""The shared noise variance :math:`\sigma^2`."""
         return float(self._psi().detach()[0])
 
-    def _fit_closed(self, x, *, method, max_iter, tol, progress, callback) -> FitHistory:
-        mean, cov = _moments(x)
+    def _fit_closed(self, moments, *, method, max_iter, tol, progress, callback) -> FitHistory:
+        mean, cov = moments
         history = self._em_history(method, max_iter, tol)
         floor = float(self.noise_floor_)
         d, k = self.n_features, self.n_components
