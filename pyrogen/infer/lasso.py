@@ -90,27 +90,25 @@ LASSO_METHODS = ("auto", "feature_sign", "fista", "admm")
 
 
 class LassoResult(NamedTuple):
-    """What :func:`solve_lasso` returns.
-
-    Attributes
-    ----------
-    codes : Tensor, shape ``(n, n_components)``
-        The solutions :math:`h_i`.
-    objective : Tensor, shape ``(n,)``
-        :math:`P_i(h_i) = \\tfrac12\\lVert x_i - b - W h_i\\rVert^2 + \\alpha\\lVert h_i\\rVert_1`.
-    gap : Tensor, shape ``(n,)``
-        Duality gap per row (an upper bound on :math:`P_i(h_i) - \\min P_i`).
-    converged : Tensor of bool, shape ``(n,)``
-        ``gap <= tol * ||x_i - b||^2``.
-    n_iter : int
-        Iterations (active-set steps plus FISTA/ADMM iterations) of the slowest chunk.
-    """
+    """What :func:`solve_lasso` returns: codes, per-row objective, duality gap, convergence."""
 
     codes: torch.Tensor
     objective: torch.Tensor
     gap: torch.Tensor
     converged: torch.Tensor
     n_iter: int
+
+
+for _name, _doc in {
+    "codes": "The solutions :math:`h_i`, shape ``(n, n_components)``.",
+    "objective": ":math:`P_i(h_i) = \\tfrac12\\lVert x_i - b - W h_i\\rVert^2 + "
+    "\\alpha\\lVert h_i\\rVert_1`, shape ``(n,)``.",
+    "gap": "Duality gap per row, shape ``(n,)``: an upper bound on "
+    ":math:`P_i(h_i) - \\min P_i`.",
+    "converged": "``gap <= tol * ||x_i - b||^2`` per row (bool, shape ``(n,)``).",
+    "n_iter": "Iterations (active-set steps plus FISTA/ADMM iterations) of the slowest chunk.",
+}.items():
+    getattr(LassoResult, _name).__doc__ = _doc
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-r"""Sparse coding (book §13.4): Laplace prior on the code, Gaussian decoder, optimizing encoder.
+r"""Sparse coding (book §13.4 [1]_): Laplace prior on the code, Gaussian decoder, MAP encoder.
 
 The generative model is
 
@@ -23,14 +23,14 @@ have unit norm (without that constraint the MAP objective is unbounded below: :m
 :math:`\alpha = \lambda / (2\beta)`: scikit-learn's ``SparseCoder(transform_alpha=alpha)`` and
 ``DictionaryLearning(alpha=alpha)`` (with ``components_ = W.T``) solve the same problem. It is
 solved batched on tensors by :func:`pyrogen.infer.lasso.solve_lasso` (feature-sign active-set
-search with a duality-gap certificate).
+search [3]_ with a duality-gap certificate); see also Olshausen & Field [2]_.
 
 Training:
 
 * ``fit(x, method="alternating")`` -- the book's alternating minimization of
   :math:`\sum_i \lambda\lVert h_i\rVert_1 + \beta\lVert x_i - b - W h_i\rVert^2`: exact codes for
   the current dictionary, then block coordinate descent over the atoms on the unit sphere
-  (each atom update is an exact minimizer), then (optionally) the bias.
+  (each atom update is an exact minimizer, as in [4]_), then (optionally) the bias.
 * ``fit(x, method="svi")`` -- Pyro SVI on :meth:`SparseCoding.model` / :meth:`SparseCoding.guide`.
   With ``guide="map"`` the guide is a point mass at the MAP code computed by the solver (the
   model's own delta guide: the encoder *is* the optimization), and the loss is
@@ -107,13 +107,11 @@ class SparseCoding(GenerativeModel):
     is_df : float
         Degrees of freedom of the Student-t proposal of :meth:`log_likelihood`.
 
-    Attributes
-    ----------
-    weight : Tensor, shape ``(n_features, n_components)``
-        The dictionary :math:`W` (unit-norm columns), detached. ``components_`` is
-        :math:`W^\top` (scikit-learn's layout).
-    alpha : float
-        :math:`\lambda / (2\beta)`, the equivalent scikit-learn ``alpha``.
+    Notes
+    -----
+    ``weight`` is the dictionary :math:`W` (unit-norm columns), ``components_`` its transpose
+    (scikit-learn's layout) and ``alpha`` :math:`= \lambda / (2\beta)` the equivalent
+    scikit-learn ``alpha``.
 
     Examples
     --------
