@@ -374,20 +374,30 @@ def test_nuts_over_boltzmann_machine_parameters_with_exact_recovers_couplings(
 @pytest.mark.slow
 def test_nuts_over_boltzmann_machine_parameters_with_ais_approximation():
     # AIS with a fixed seed is a deterministic function of the parameters, so NUTS targets a
-    # well-defined *approximate* posterior: log Z_AIS <= log Z on average (Jensen), so the
-    # likelihood is biased upward by about var(log Z_AIS)/2 per example times n; with
-    # small stderr the posterior is close to the exact one.
+    # well-defined *approximate* posterior. Two documented costs: (1) bias: log Z_AIS <= log Z
+    # on average (Jensen), so each example's likelihood is biased upward by about
+    # var(log Z_AIS)/2; (2) roughness: the seeded estimate jumps by ~stderr when a Gibbs
+    # decision flips, and the potential jumps by n * stderr. So this needs stderr << 1/n: few
+    # data (n = 100) and many cheap chains; the posterior is then close to the exact one.
     n = 3
     U, b = _bm_truth(n)
-    x = _bm_data(U, b, 800, seed=1)
-    model, iu = _bm_model(n, AIS(num_chains=200, num_betas=20, seed=0))
-    pyro.set_rng_seed(2)
-    kernel = NUTS(model, max_tree_depth=4)
-    mcmc = MCMC(kernel, num_samples=60, warmup_steps=60, disable_progbar=True)
-    mcmc.run(x)
-    u = mcmc.get_samples()["u"]
+    x = _bm_data(U, b, 100, seed=1)
+    model, iu = _bm_model(n, AIS(num_chains=4000, num_betas=10, seed=0))
+    exact_model, _ = _bm_model(n, Exact())
+    out = {}
+    for name, m in [("ais", model), ("exact", exact_model)]:
+        pyro.set_rng_seed(2)
+        mcmc = MCMC(
+            NUTS(m, max_tree_depth=4), num_samples=100, warmup_steps=100, disable_progbar=True
+        )
+        mcmc.run(x)
+        out[name] = mcmc.get_samples()["u"]
     true_u = U[iu[0], iu[1]]
-    assert ((u.mean(0) - true_u).abs() < 4 * u.std(0) + 0.15).all()
+    u, ue = out["ais"], out["exact"]
+    # the AIS posterior mean is within 0.5 exact-posterior sds (+ Monte Carlo slack) of the
+    # exact posterior mean, and both cover the truth
+    assert ((u.mean(0) - ue.mean(0)).abs() < 0.5 * ue.std(0) + 0.1).all(), (u.mean(0), ue.mean(0))
+    assert ((ue.mean(0) - true_u).abs() < 4 * ue.std(0) + 0.05).all()
 
 
 def test_nuts_denoising_under_gaussian_bernoulli_rbm_prior_with_arviz():
