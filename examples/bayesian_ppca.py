@@ -40,6 +40,8 @@ def main(argv=None):
     true_rank = 1 if args.quick else 2
     x = make_data(n, D, true_rank, 0.3, args.seed)
     print(f"data: n={n}, D={D}, true dimension {true_rank}, noise sd 0.3")
+    if args.quick:
+        print("--quick: tiny runs; the numbers below are a smoke test, not converged")
 
     t0 = time.perf_counter()
     model = BayesianPPCA(D, K).double()
@@ -60,8 +62,8 @@ def main(argv=None):
     for k in ks:
         m = BayesianPPCA(D, k, w_prior="normal").double()
         if args.quick:  # SVI draws keep the smoke run fast; the full run samples by NUTS
-            m.fit(x, num_steps=100, lr=0.03, progress=False, seed=args.seed,
-                  num_posterior_samples=50)
+            m.fit(x, num_steps=50, lr=0.05, progress=False, seed=args.seed,
+                  num_posterior_samples=40)
         else:
             m.fit(x, method="nuts", num_samples=200, warmup_steps=200, num_chains=2,
                   progress=False, seed=args.seed)

@@ -16,8 +16,6 @@ from pyro.infer import MCMC, NUTS
 
 from pyrogen import diagnostics
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
-
 
 def model(x, scale=1.0):
     mu = pyro.sample("mu", dist.Normal(torch.tensor(0.0, dtype=x.dtype), 1.0))

@@ -11,8 +11,7 @@ with :math:`\Psi = \operatorname{diag}(\psi_1, \dots, \psi_D)` (factor analysis)
 :math:`\Psi = \sigma^2 I` (probabilistic PCA), and priors on every parameter, so that
 :math:`W`, :math:`\Psi` and :math:`b` are integrated over instead of point-estimated.
 
-Sample sites (stable names; the ArviZ bridge uses them as variable names)
---------------------------------------------------------------------------
+**Sample sites** (stable names; the ArviZ bridge uses them as variable names):
 
 =========  =====================  ===========================================================
 site       shape                  prior
@@ -441,8 +440,11 @@ class _BayesianLinearGaussian(GenerativeModel):
         potential : {"fast", "model"}
             NUTS target. ``"fast"`` (collapsed form only): :meth:`potential_fn`, the negative
             log joint written directly in torch (the same density as :meth:`model`, checked
-            against Pyro's ``initialize_model`` in the tests; several times faster per gradient
-            than replaying the Pyro model). ``"model"``: ``NUTS(self.model)``, needed for the
+            against Pyro's ``initialize_model`` in the tests; cheaper per gradient
+            than replaying the Pyro model). With the ARD prior NUTS moves in the non-centred
+            coordinates :math:`Z = W \operatorname{diag}(\alpha)^{1/2}` (the same posterior;
+            switched-off columns otherwise form a funnel) and the stored draws are of ``W``.
+            ``"model"``: ``NUTS(self.model)``, needed for the
             latent form.
         init : {"pca", "prior"}
             Starting point. ``"pca"``: ``loc`` = data mean, ``W`` = the PPCA maximum-likelihood
@@ -570,12 +572,19 @@ class _BayesianLinearGaussian(GenerativeModel):
                 "potential='fast' needs likelihood='collapsed' (the hand-written potential "
                 "integrates h out). Got likelihood='latent'; use potential='model'."
             )
+        noncentered = fast and self.config["w_prior"] == "ard"
         if fast:
             pot = self.potential_fn(x)
             transforms = self._unconstraining_transforms()
             if init != "pca":
                 prior = self._prior_draws(num_chains)
                 starts = [{k: v[c] for k, v in prior.items()} for c in range(num_chains)]
+            if noncentered:
+                # ARD columns the data do not need make a funnel in (log alpha_k, W[:, k]);
+                # NUTS samples Z = W sqrt(alpha) instead (non-centred), W = Z / sqrt(alpha)
+                pot = _noncentered_potential(pot, self.n_features)
+                for st in starts:
+                    st["Z"] = st.pop("W") * st["alpha"].sqrt()
 
         def kernel(values):
             kw = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
@@ -620,6 +629,9 @@ class _BayesianLinearGaussian(GenerativeModel):
             diags = list(mcmc._diagnostics)
             self.mcmc = mcmc
         C, S = num_chains, num_samples
+        if noncentered:
+            samples = dict(samples)
+            samples["W"] = samples.pop("Z") * samples["alpha"].rsqrt().unsqueeze(-2)
         flat = {k: v.reshape(C * S, *v.shape[2:]) for k, v in samples.items()
                 if k in _GLOBAL_SITES}
         chain = torch.arange(C).repeat_interleave(S)
@@ -918,6 +930,20 @@ class _BayesianLinearGaussian(GenerativeModel):
             posterior, sample_stats=sample_stats, log_likelihood=loglik,
             observed_data=observed, dims=dims,
         )
+
+
+def _noncentered_potential(potential, D: int):
+    r"""Potential in ``(Z, log alpha, ...)`` with :math:`W = Z \operatorname{diag}(\alpha)^{-1/2}`:
+    :math:`U_{nc} = U(W(Z), \dots) + \frac D2 \sum_k \log\alpha_k` (minus the log-Jacobian
+    of :math:`Z \mapsto W`)."""
+
+    def noncentered(params: dict) -> torch.Tensor:
+        la = params["alpha"]
+        rest = {k: v for k, v in params.items() if k != "Z"}
+        rest["W"] = params["Z"] * torch.exp(-0.5 * la)
+        return potential(rest) + 0.5 * D * la.sum()
+
+    return noncentered
 
 
 def _unconstrain(name: str, value: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,6 @@ from pyro.infer.mcmc.util import initialize_model
 from pyrogen import diagnostics
 from pyrogen.models.bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 
-pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
-
 
 def low_rank_data(n=60, D=5, rank=2, noise=0.3, seed=0):
     g = torch.Generator().manual_seed(seed)
@@ -147,6 +145,24 @@ def test_fast_potential_equals_pyro_potential(cls, w_prior, noise_prior):
         z = {k: 0.5 * torch.randn(v.shape[1:], generator=g, dtype=torch.float64)
              for k, v in m._prior_draws(1).items()}
         torch.testing.assert_close(mine(z), pyro_potential(z), rtol=1e-12, atol=1e-9)
+
+
+def test_noncentered_ard_potential_is_the_same_posterior():
+    """U_nc(Z, log a) = U(W = Z a^{-1/2}, log a) + (D/2) sum log a (the Jacobian of Z -> W)."""
+    from pyrogen.models.bayesian_factor import _noncentered_potential
+
+    D, K = 4, 3
+    x = low_rank_data(20, D)
+    m = BayesianFactorAnalysis(D, K).double()
+    pot = m.potential_fn(x)
+    nc = _noncentered_potential(pot, D)
+    g = torch.Generator().manual_seed(4)
+    Z = torch.randn(D, K, generator=g, dtype=torch.float64)
+    la = torch.randn(K, generator=g, dtype=torch.float64)
+    common = {"loc": torch.zeros(D, dtype=torch.float64),
+              "noise": torch.zeros(D, dtype=torch.float64), "alpha": la}
+    W = Z * torch.exp(-0.5 * la)
+    torch.testing.assert_close(nc({**common, "Z": Z}), pot({**common, "W": W}) + 0.5 * D * la.sum())
 
 
 def test_draw_based_quantities_match_closed_forms():
