@@ -40,6 +40,7 @@ import pyro
 import pyro.poutine as poutine
 import torch
 from pyro.poutine.util import site_is_subsample
+from pyro.util import get_rng_state, set_rng_state
 
 from .._validation import check_int
 from ..evaluation import LogLikelihood
@@ -53,14 +54,19 @@ def guess_max_plate_nesting(model: Callable, guide: Callable, args=(), kwargs=No
     """Run ``guide`` and ``model`` once (no gradients) and return the deepest plate nesting.
 
     Cost: one forward pass of each. The result is what ``max_plate_nesting`` should be for
-    vectorized particles.
+    vectorized particles. The random number generators are restored afterwards, so guessing
+    does not change the draws that follow.
     """
     kwargs = kwargs or {}
-    with torch.no_grad(), poutine.block():
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
-            *args, **kwargs
-        )
+    rng = get_rng_state()
+    try:
+        with torch.no_grad(), poutine.block():
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+                *args, **kwargs
+            )
+    finally:
+        set_rng_state(rng)
     depth = 0
     for tr in (model_trace, guide_trace):
         for site in tr.nodes.values():

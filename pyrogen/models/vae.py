@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import pyro
 import pyro.distributions as dist
@@ -430,7 +431,7 @@ class VAE(GenerativeModel):
         if loss == "elbo":
             cls = pyro.infer.JitTrace_ELBO if jit else pyro.infer.Trace_ELBO
             return cls(num_particles=num_particles, vectorize_particles=num_particles > 1,
-                       max_plate_nesting=1)
+                       max_plate_nesting=1, **({"ignore_jit_warnings": True} if jit else {}))
         if loss == "analytic_kl":
             if len(self.latent_dims) == 2:
                 raise ValueError(
@@ -440,7 +441,7 @@ class VAE(GenerativeModel):
                 )
             cls = pyro.infer.JitTraceMeanField_ELBO if jit else pyro.infer.TraceMeanField_ELBO
             return cls(num_particles=num_particles, vectorize_particles=num_particles > 1,
-                       max_plate_nesting=1)
+                       max_plate_nesting=1, **({"ignore_jit_warnings": True} if jit else {}))
         if jit:
             raise ValueError("jit=True is available for loss='elbo' and 'analytic_kl' only.")
         return IWAE_ELBO(num_particles=num_particles, max_plate_nesting=1)
@@ -491,7 +492,8 @@ class VAE(GenerativeModel):
             Size of the fixed training subset on which the per-epoch reconstruction term, KL
             term and active units are computed (one forward pass, no gradient).
         jit : bool
-            Use ``JitTrace_ELBO`` / ``JitTraceMeanField_ELBO`` (PyTorch JIT).
+            Use ``JitTrace_ELBO`` / ``JitTraceMeanField_ELBO`` (``torch.jit.trace``; its
+            deprecation warning in recent PyTorch is silenced inside ``fit``).
         seed, progress, callback, data_info
             As in :meth:`GenerativeModel.fit`; ``callback(epoch, metrics_dict)`` is called
             after each epoch.
@@ -575,7 +577,12 @@ class VAE(GenerativeModel):
                         beta if warmup_steps <= 0 else beta * min(1.0, (step + 1) / warmup_steps)
                     )
                     args = (x[idx],) if y is None else (x[idx], y[idx])
-                    value = svi.step(*args, num_data=n) / n
+                    with warnings.catch_warnings():
+                        if jit:  # Pyro's JIT losses use torch.jit.trace, deprecated in torch 2.9+
+                            warnings.filterwarnings(
+                                "ignore", message=".*torch.jit.trace.*", category=DeprecationWarning
+                            )
+                        value = svi.step(*args, num_data=n) / n
                     if not math.isfinite(value):
                         raise FloatingPointError(
                             f"SVI loss became {value} at epoch {epoch} step {step}; lower lr "
@@ -727,6 +734,17 @@ class VAE(GenerativeModel):
             d.std(0) / math.sqrt(num_repeats),
             info={"num_particles": num_particles, "num_repeats": num_repeats},
         )
+
+    def amortization_gap(self, x, **kwargs):
+        """Refine the encoder's q per example and measure the amortization gap.
+
+        Thin wrapper over :func:`pyrogen.infer.refine.amortization_gap` (``kwargs`` are its
+        settings: ``num_steps``, ``lr``, ``num_particles``, ``batch_size``, ...).
+        """
+        from ..infer.refine import amortization_gap
+
+        x = self._check_eval(x)
+        return amortization_gap(self.model, self.guide, x, **kwargs)
 
     # ------------------------------------------------------------------ sampling / encoding
     @torch.no_grad()
