@@ -26,6 +26,15 @@ TEST_FAILURE_RATE = 1e-3
 D = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread is faster on the shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _rbm_params(nv, nh, batch=(), scale=0.7, seed=0):
     g = torch.Generator().manual_seed(seed)
     W = scale * torch.randn(*batch, nv, nh, generator=g, dtype=D)
