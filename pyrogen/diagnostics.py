@@ -12,6 +12,9 @@ group               content
 ``observed_data``   the observed values
 ==================  ==========================================================================
 
+``log_likelihood`` is what PSIS-LOO needs [1]_; :func:`summary` reports the rank-normalized
+split r-hat and bulk/tail effective sample sizes [2]_.
+
 with dimension names taken from the Pyro plates (a site in ``pyro.plate("data", n)`` gets the
 dimension ``"data"``; event dimensions are ``"<site>_dim_<i>"``), overridable with ``dims``.
 

@@ -1,6 +1,7 @@
 r"""Bayesian factor analysis and Bayesian PCA (book §13.1; Bishop 1999).
 
-The linear-Gaussian factor model of :mod:`pyrogen.models.factor`,
+The linear-Gaussian factor model of :mod:`pyrogen.models.factor` (book §13.1 [3]_; probabilistic
+PCA of Tipping & Bishop [2]_),
 
 .. math::
 
