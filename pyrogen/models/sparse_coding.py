@@ -467,7 +467,8 @@ class SparseCoding(GenerativeModel):
         scale = torch.ones(k, dtype=x.dtype, device=x.device)
         if init == "data":
             idx = torch.randperm(n, device=x.device)[:k]
-            w[:, : idx.numel()] = x[idx].T
+            rows = x[idx] - x.mean(0) if self.config["fit_bias"] else x[idx]
+            w[:, : idx.numel()] = rows.T
         elif init == "svd":
             xc = x - x.mean(0) if self.config["fit_bias"] else x
             _, s, vt = torch.linalg.svd(xc, full_matrices=False)
