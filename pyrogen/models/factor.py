@@ -139,13 +139,31 @@ def _moments(x: torch.Tensor):
     x = x.detach()
     mean = x.double().mean(0)
     xc = x - mean.to(x.dtype)
-    if xc.device.type == "cpu":
-        a = xc.numpy()
-        cov = torch.from_numpy(a.T @ a)
-    else:
+    cov = _numpy_gram(xc) if xc.device.type == "cpu" else None
+    if cov is None:
         cov = xc.T @ xc
     cov = cov.double() / x.shape[0]
     return mean, 0.5 * (cov + cov.T)
+
+
+_BLAS = []
+
+
+def _numpy_gram(xc: torch.Tensor):
+    """``xc.T @ xc`` by NumPy (``syrk``) with its BLAS limited to torch's thread count.
+
+    NumPy's BLAS otherwise starts one thread per core, which on a busy machine can be 100x
+    slower than one thread. Returns ``None`` (use torch) without ``threadpoolctl``.
+    """
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return None
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    a = xc.numpy()
+    with _BLAS[0].limit(limits=torch.get_num_threads(), user_api="blas"):
+        return torch.from_numpy(a.T @ a)
 
 
 def _top_eigh(mat: torch.Tensor, k: int):
