@@ -434,8 +434,9 @@ class _BayesianLinearGaussian(GenerativeModel):
             NUTS options (per chain).
         chain_method : {"sequential", "parallel"}
             ``"sequential"`` runs one Pyro ``MCMC`` per chain in this process (no worker
-            processes; :attr:`mcmc` is then a list); ``"parallel"`` hands ``num_chains`` to one
-            Pyro ``MCMC``, which uses multiprocessing when enough CPUs are free.
+            processes; :attr:`mcmc` is then a list); ``"parallel"`` (with
+            ``potential="model"``) hands ``num_chains`` to one Pyro ``MCMC``, which uses
+            multiprocessing when enough CPUs are free (not exercised by the test suite).
         target_accept_prob, max_tree_depth
             NUTS options.
         potential : {"fast", "model"}
@@ -572,6 +573,12 @@ class _BayesianLinearGaussian(GenerativeModel):
             raise ValueError(
                 "potential='fast' needs likelihood='collapsed' (the hand-written potential "
                 "integrates h out). Got likelihood='latent'; use potential='model'."
+            )
+        if fast and chain_method == "parallel" and num_chains > 1:
+            raise ValueError(
+                "chain_method='parallel' needs potential='model' (worker processes must pickle "
+                "the kernel; the fast potential is a closure). Got potential='fast'; use "
+                "chain_method='sequential' or potential='model'."
             )
         noncentered = fast and self.config["w_prior"] == "ard"
         if fast:

@@ -361,6 +361,16 @@ def test_loo_prefers_true_dimension_fast():
     assert df.loc["K=1", "elpd_diff"] > 4 * df.loc["K=1", "dse"]
 
 
+def test_nuts_on_the_latent_form_via_the_pyro_model():
+    """potential='model': Pyro NUTS replays ``model`` (h sampled too); draws of W are stored."""
+    x = low_rank_data(8, 3, rank=1)
+    m = BayesianFactorAnalysis(3, 1, likelihood="latent").double()
+    hist = m.fit(x, method="nuts", potential="model", num_samples=4, warmup_steps=4,
+                 progress=False, seed=0)
+    assert "h" in m.mcmc.get_samples() and m.mcmc.get_samples()["h"].shape == (4, 8, 1)
+    assert m.posterior_W.shape == (4, 3, 1) and len(hist.losses) == 4
+
+
 # ---------------------------------------------------------------------------- slow statistics
 @pytest.mark.slow
 def test_nuts_converges_rhat_and_ard_and_ml():
@@ -430,6 +440,8 @@ def test_bad_fit_arguments():
         m.fit(x, method="nuts", init="zeros", progress=False)
     with pytest.raises(ValueError, match="x must have 3 features"):
         m.fit(x[:, :2], method="nuts", progress=False)
+    with pytest.raises(ValueError, match="chain_method='parallel' needs potential='model'"):
+        m.fit(x, method="nuts", num_chains=2, chain_method="parallel", progress=False)
     latent = BayesianPPCA(3, 1, likelihood="latent").double()
     with pytest.raises(ValueError, match="potential='fast' needs likelihood='collapsed'"):
         latent.fit(x, method="nuts", num_samples=1, warmup_steps=0, progress=False)
