@@ -23,6 +23,7 @@ from torch import nn
 from .._validation import check_binary, check_choice, check_float, check_int
 from ..distributions import RBM
 from ..evaluation import LogLikelihood
+from ..infer.ais import DEFAULT_NUM_BETAS
 from ..normalizers import AIS, CD, PCD, Exact
 from .base import FitHistory, GenerativeModel, register_model
 
@@ -53,7 +54,8 @@ class BernoulliRBM(GenerativeModel):
     exact_max_units : int
         ``log_likelihood`` is exact when :math:`\min(n_v, n_h)` is at most this (at most 24).
     ais_num_chains, ais_num_betas : int
-        Defaults of the AIS estimate of ``log_likelihood`` when it is not exact.
+        Defaults of the AIS estimate of ``log_likelihood`` when it is not exact (100 chains and
+        :data:`pyrogen.infer.ais.DEFAULT_NUM_BETAS` temperatures: the measured 0.1-nat schedule).
     sample_steps : int
         Block Gibbs steps of :meth:`sample` when both layers exceed 16 units (otherwise
         sampling is exact); chains start from the base-rate model.
@@ -79,7 +81,7 @@ class BernoulliRBM(GenerativeModel):
         init_scale: float = 0.01,
         exact_max_units: int = 20,
         ais_num_chains: int = 100,
-        ais_num_betas: int = 1000,
+        ais_num_betas: int = DEFAULT_NUM_BETAS,
         sample_steps: int = 1000,
         seed: int = 0,
     ):
