@@ -374,18 +374,18 @@ def test_nuts_on_the_latent_form_via_the_pyro_model():
 # ---------------------------------------------------------------------------- slow statistics
 @pytest.mark.slow
 def test_nuts_converges_rhat_and_ard_and_ml():
-    """4 chains x 300 draws on rank-2 data with K=4 + ARD: r-hat < 1.05 on invariants, two
-    active components, posterior mean noise near the ML value (n=200: sd ~ 3%)."""
-    x = low_rank_data(200, 6, rank=2, noise=0.3, seed=0)
-    m = BayesianPPCA(6, 4).double()
-    m.fit(x, method="nuts", num_samples=300, warmup_steps=300, num_chains=4, progress=False,
+    """4 chains x 200 draws on rank-2 data with K=3 + ARD: r-hat < 1.05 on invariants, two
+    active components, posterior mean noise near the ML value (n=100: sd ~ 6%)."""
+    x = low_rank_data(100, 5, rank=2, noise=0.3, seed=0)
+    m = BayesianPPCA(5, 3).double()
+    m.fit(x, method="nuts", num_samples=200, warmup_steps=200, num_chains=4, progress=False,
           seed=0)
     df = diagnostics.summary(m.to_inference_data(), var_names=["noise", "WWt_diag"])
     assert (df["r_hat"] < 1.05).all(), df
-    assert (df["ess_bulk"] > 100).all(), df
+    assert (df["ess_bulk"] > 50).all(), df
     assert m.active_components() == 2, m.component_relevance()
     _, sigma2, _, _ = ppca_ml(x, 2)
-    assert abs(float(m.posterior_noise.mean()) / float(sigma2) - 1) < 0.1
+    assert abs(float(m.posterior_noise.mean()) / float(sigma2) - 1) < 0.2
 
 
 @pytest.mark.slow
