@@ -551,7 +551,10 @@ class VAE(GenerativeModel):
         batch_size = min(batch_size, n)
         steps_per_epoch = math.ceil(n / batch_size)
         warmup_steps = kl_warmup * steps_per_epoch
-        svi = pyro.infer.SVI(self.model, self.guide, pyro.optim.Adam({"lr": lr}), elbo)
+        guide = self.guide
+        if isinstance(elbo, pyro.infer.TraceEnum_ELBO):  # sum discrete guide sites (labels) out
+            guide = pyro.infer.config_enumerate(guide, "parallel")
+        svi = pyro.infer.SVI(self.model, guide, pyro.optim.Adam({"lr": lr}), elbo)
         mon_idx = torch.randperm(n, device=x.device)[: min(n, monitor_size)]
         history = FitHistory(
             method="svi",
@@ -933,11 +936,7 @@ class ConditionalVAE(VAE):
         self._register("guide")
         with self._data_plate(x, num_data):
             if y is None:
-                y = pyro.sample(
-                    "y",
-                    dist.Categorical(logits=self.classifier(x)),
-                    infer={"enumerate": "parallel"},
-                )
+                y = pyro.sample("y", dist.Categorical(logits=self.classifier(x)))
             y1h = self._one_hot(y)
             loc, scale = self._encode(x, y1h)
             with self._kl_scale():

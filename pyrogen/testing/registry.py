@@ -218,6 +218,45 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    # -- variational autoencoders (pyrogen/models/vae.py) ------------------------------------
+    _vae_fit = {"num_epochs": 2, "batch_size": 30}
+    specs.append(
+        ModelSpec(
+            "VAE",
+            lambda: m.VAE(12, latent_dims=2, hidden_dims=(8,)).double(),
+            _binary_data(12),
+            _vae_fit,
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "VAE-gaussian-2layer",
+            lambda: m.VAE(6, latent_dims=(3, 2), hidden_dims=(8,), top_hidden_dims=(4,),
+                          likelihood="gaussian").double(),
+            _gaussian_data(6),
+            _vae_fit,
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "VAE-conv",
+            lambda: m.VAE(16, latent_dims=2, hidden_dims=(8,), architecture="conv",
+                          image_shape=(4, 4), conv_channels=(2,)).double(),
+            _binary_data(16),
+            _vae_fit,
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "ConditionalVAE",
+            lambda: m.ConditionalVAE(12, 3, latent_dims=2, hidden_dims=(8,)).double(),
+            _binary_data(12),
+            _vae_fit,
+            support="binary",
+        )
+    )
     return specs
 
 
