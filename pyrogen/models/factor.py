@@ -638,8 +638,8 @@ class FactorAnalysis(_LinearGaussian):
         if method == "em":
             d, k = self.n_features, self.n_components
             m = min(d, k + max(10, k // 2))  # subspace size: K plus oversampling
-            # large d: warm-started subspace iteration instead of a full eigh per iteration,
-            # then exact iterations to confirm convergence (same stopping rule as all-exact)
+            # (off by default) large d: warm-started subspace iteration instead of a full eigh
+            # per iteration, then exact iterations to confirm convergence
             state = {"approx": d >= _SUBSPACE_MIN_FEATURES and 3 * m <= d, "basis": None, "m": m}
         else:
             state = self.weight.detach().double()
@@ -672,8 +672,10 @@ class FactorAnalysis(_LinearGaussian):
         return history
 
 
-#: FactorAnalysis EM uses warm-started subspace iteration from this many features on
-_SUBSPACE_MIN_FEATURES = 200
+#: FactorAnalysis EM would use warm-started subspace iteration from this many features on.
+#: Off: on binarized MNIST (2000 images, K=50) it converged to a different stationary point
+#: (fewer Heywood features, 404 vs 423 nats) than the exact iteration and scikit-learn's.
+_SUBSPACE_MIN_FEATURES = 1 << 62
 _SUBSPACE_POWER = 2
 
 
