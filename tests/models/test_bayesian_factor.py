@@ -290,7 +290,7 @@ def nuts_ppca():
     x = low_rank_data(30, 3, rank=1, noise=0.3, seed=1)
     m = BayesianPPCA(3, 1, w_prior="normal").double()
     hist = m.fit(x, method="nuts", num_samples=10, warmup_steps=10, num_chains=4,
-                 progress=False, seed=0)
+                 max_tree_depth=4, progress=False, seed=0)
     return m, x, hist
 
 
