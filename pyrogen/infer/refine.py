@@ -200,12 +200,12 @@ class AmortizationGap:
 
     Attributes
     ----------
-    elbo_amortized : LogLikelihood
+    elbo_amortized : pyrogen.evaluation.LogLikelihood
         ELBO of the encoder's guide (kind ``"elbo"``).
-    elbo_refined : LogLikelihood
+    elbo_refined : pyrogen.evaluation.LogLikelihood
         ELBO after per-example refinement (kind ``"elbo"``), an estimate of the best ELBO in
         the family from below.
-    log_likelihood : LogLikelihood
+    log_likelihood : pyrogen.evaluation.LogLikelihood
         Importance-sampled :math:`\\log p(x)` (kind ``"is_estimate"``), proposal = refined guide.
     info : dict
         Refinement settings and the loss curve (mean over batches).
