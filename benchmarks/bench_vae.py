@@ -4,7 +4,7 @@ Three measurements (run one with its sub-command)::
 
     python benchmarks/bench_vae.py speed   [--repeats 3] [--steps 0]
     python benchmarks/bench_vae.py quality [--vae-minutes 30] [--iwae-minutes 40] [--n-test 1000]
-    python benchmarks/bench_vae.py memory  [--k 5000]
+    python benchmarks/bench_vae.py memory  [--k 5000] [--n-min 100] [--n-max 1000]
 
 ``speed``: the network of Pyro's VAE tutorial (784-400-50, softplus, Bernoulli decoder, batch
 256, Adam 1e-3) written exactly as in the tutorial (``pyro.module`` + ``Trace_ELBO``) against the
@@ -285,11 +285,12 @@ print(base, peak, time.perf_counter() - t, float(ll.values.mean()))
 
 def cmd_memory(args):
     rows = []
+    n0 = args.n_min
     settings = [
-        (100, args.k, 50, 100),
+        (n0, args.k, 50, 100),
         (args.n_max, args.k, 50, 100),
-        (100, args.k // 10, 50, 100),
-        (100, args.k, 100, 200),
+        (n0, args.k // 10, 50, 100),
+        (n0, args.k, 100, 200),
     ]
     print("memory: peak RSS (ru_maxrss) of VAE.log_likelihood in a fresh process per row")
     print(f"{'images':>7} {'k':>6} {'batch':>6} {'chunk':>6} {'base MiB':>9} {'peak MiB':>9} "
@@ -326,6 +327,7 @@ def main(argv=None):
     q.add_argument("--save", default=None, help="folder for the trained models")
     m = sub.add_parser("memory")
     m.add_argument("--k", type=int, default=5000)
+    m.add_argument("--n-min", type=int, default=100)
     m.add_argument("--n-max", type=int, default=1000)
     for a in (s, q, m):
         a.add_argument("--threads", type=int, default=1)
