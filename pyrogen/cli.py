@@ -76,6 +76,32 @@ def _load_data(spec: str, seed: int):
     )
 
 
+def _check_required_params(cls, params: dict, name: str) -> None:
+    """Name missing/unknown constructor arguments as -p options (not Python signatures)."""
+    import inspect
+
+    sig = inspect.signature(cls.__init__)
+    ps = list(sig.parameters.values())[2:]  # skip self, n_features
+    accepts_any = any(p.kind is p.VAR_KEYWORD for p in ps)
+    known = {p.name for p in ps if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    missing = [
+        p.name
+        for p in ps
+        if p.default is p.empty
+        and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in params
+    ]
+    if missing:
+        opts = " ".join(f"-p {m}=..." for m in missing)
+        raise UsageError(f"model {name!r} needs {', '.join(missing)}: pass {opts}")
+    unknown = sorted(set(params) - known)
+    if unknown and not accepts_any:
+        raise UsageError(
+            f"model {name!r} has no parameter(s) {', '.join(unknown)}; it takes: "
+            f"{', '.join(sorted(known))}"
+        )
+
+
 def _cmd_models(args) -> int:
     from .models import MODELS
 
@@ -103,6 +129,7 @@ def _cmd_fit(args) -> int:
     params = dict(_parse_param(p) for p in args.param)
     cls = MODELS[args.model]
     pyro.set_rng_seed(args.seed)
+    _check_required_params(cls, params, args.model)
     model = cls(ds.x.shape[1], **params)
     fit_kwargs = {"method": args.method, "seed": args.seed, "progress": not args.no_progress,
                   "data_info": ds.info}

@@ -32,6 +32,14 @@ def test_bad_param_is_exit_2(capsys):
     assert "NAME=VALUE" in capsys.readouterr().err
 
 
+def test_missing_or_unknown_constructor_argument_is_named(capsys):
+    assert cli.main(["fit", "fa", "--data", "digits"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "pyrogen: error: model 'fa' needs n_components: pass -p n_components=..."
+    assert cli.main(["fit", "fa", "--data", "digits", "-p", "n_components=2", "-p", "k=3"]) == 2
+    assert "has no parameter(s) k" in capsys.readouterr().err
+
+
 def test_no_command_prints_help_exit_2(capsys):
     assert cli.main([]) == 2
 

@@ -76,7 +76,8 @@ def _step(ctx) -> list[dict]:
     n = 600 if ctx.quick else 3000
     s, a = _signals(n, ctx.seed)
     x = s @ a.T
-    info = {"name": "synthetic-mixture", "split": "all", "binarization": None, "n": n,
+    info = {"name": "synthetic-mixture", "split": "all", "binarization": None,
+            "binarization_seed": None, "n": n, "n_features": 4,
             "sources": "sine, square, sawtooth, Laplace", "seed": ctx.seed}
     model = ICA(4).double()
     t0 = time.perf_counter()
