@@ -68,7 +68,7 @@ def _per_example(site, plate_name: str, particle_dim: int, K: int) -> tuple[torc
             f"every sample site must lie inside the plate {plate_name!r}. Site "
             f"{site['name']!r} does not."
         )
-    lp = site["log_prob"]
+    lp = site["unscaled_log_prob"]  # "log_prob" carries the plate's N/B scale already
     n_dims = -particle_dim
     lp = lp.reshape((1,) * (n_dims - lp.dim()) + tuple(lp.shape))
     keep = {n_dims + particle_dim, n_dims + frame.dim}

@@ -41,7 +41,6 @@ References
 
 from __future__ import annotations
 
-import pyro
 import torch
 from pyro import poutine
 from pyro.infer.elbo import ELBO

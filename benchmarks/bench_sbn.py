@@ -1,0 +1,161 @@
+"""SBN 200-200 on the fixed binarized MNIST: wake-sleep vs reweighted wake-sleep vs NVIL.
+
+Three :class:`pyrogen.models.HelmholtzMachine` ``[784, 200, 200]`` (layer-wise bottom-up
+recognition network) are trained **interleaved** in one process: every round gives each method
+one chunk of ``--chunk`` minibatch steps (rotated order), until ``--budget-min`` minutes of
+training wall time in total are spent, so that the machine's load drifts hit every method alike.
+Time per epoch is the median over chunks of (seconds per step) x (steps per epoch).
+
+Then the test log-likelihood is estimated by importance sampling with the recognition network
+as proposal (:func:`pyrogen.infer.importance.importance_log_likelihood`, kind ``is_estimate``: a
+stochastic lower bound in expectation) with ``--k`` particles on the first ``--n-eval`` test
+images, with its Monte Carlo standard error.
+
+Anchors (full training, hundreds of epochs): NVIL SBN 200-200 about -99.8 (Mnih & Gregor 2014),
+VIMCO SBN 200-200-200 about -91.7 / -93.6 (Mnih & Rezende 2016), RWS SBN 200-200 about -93 to
+-95 (Bornschein & Bengio 2015, with K = 5 to 10 and an SBN/NADE top).
+
+Example::
+
+    python benchmarks/bench_sbn.py --budget-min 25 --n-eval 100 --k 5000 \
+        --log /work/notes/sbn_run.log
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pyro  # noqa: E402
+import torch  # noqa: E402
+from harness import bench_parser, header  # noqa: E402
+
+from pyrogen.datasets import load_binarized_mnist  # noqa: E402
+from pyrogen.infer.importance import importance_log_likelihood  # noqa: E402
+from pyrogen.infer.rws import ReweightedWakeSleep  # noqa: E402
+from pyrogen.infer.score_function import NeuralBaseline, with_baseline  # noqa: E402
+from pyrogen.infer.wake_sleep import WakeSleep  # noqa: E402
+from pyrogen.models import HelmholtzMachine  # noqa: E402
+
+
+def make_method(name, x_train, layers, lr, rws_k):
+    model = HelmholtzMachine(layers)
+    with torch.no_grad():  # output bias = logit of the pixel means (common initialisation)
+        p = x_train.mean(0).clamp(1e-3, 1 - 1e-3)
+        model.gen[0].bias.copy_(torch.log(p) - torch.log1p(-p))
+    guide = model.guide
+    if name == "wake-sleep":
+        loss = WakeSleep()
+    elif name == "rws":
+        loss = ReweightedWakeSleep(num_particles=rws_k)
+    elif name == "nvil":
+        sites = [f"h{i}" for i in range(1, len(layers))]
+        baseline = NeuralBaseline(layers[0], sites)
+        guide = with_baseline(model.guide, "nvil", module=baseline,
+                              name=f"{model._pyro_name}_nvil")
+        loss = pyro.infer.TraceGraph_ELBO()
+    else:
+        raise ValueError(name)
+    svi = pyro.infer.SVI(model.model, guide, pyro.optim.Adam({"lr": lr}), loss)
+    return model, svi
+
+
+def main():
+    ap = bench_parser(__doc__.splitlines()[0])
+    ap.add_argument("--budget-min", type=float, default=25.0)
+    ap.add_argument("--chunk", type=int, default=100, help="steps per method per round")
+    ap.add_argument("--batch-size", type=int, default=100)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--rws-k", type=int, default=5)
+    ap.add_argument("--layers", type=str, default="784,200,200")
+    ap.add_argument("--methods", type=str, default="wake-sleep,rws,nvil")
+    ap.add_argument("--n-eval", type=int, default=100)
+    ap.add_argument("--k", type=int, default=5000)
+    ap.add_argument("--train-limit", type=int, default=None)
+    ap.add_argument("--log", type=str, default=None)
+    ap.add_argument("--save-dir", type=str, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.quick:  # smoke test: tiny sizes
+        args.budget_min, args.chunk, args.n_eval, args.k = 0.05, 5, 4, 50
+        args.train_limit = args.train_limit or 1000
+    torch.set_num_threads(1)
+    pyro.set_rng_seed(args.seed)
+
+    def out(msg):
+        print(msg, flush=True)
+        if args.log:
+            with open(args.log, "a") as f:
+                f.write(msg + "\n")
+
+    out(header())
+    path = os.environ.get("PYROGEN_DATA") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
+    train = load_binarized_mnist(path, split="train", limit=args.train_limit)
+    test = load_binarized_mnist(path, split="test")
+    x = train.x.float()
+    x_test = test.x.float()[: args.n_eval]
+    n = x.shape[0]
+    layers = [int(s) for s in args.layers.split(",")]
+    methods = args.methods.split(",")
+    out(f"data: {train.info}; train n={n}; test eval n={x_test.shape[0]}; layers={layers}; "
+        f"batch={args.batch_size}; Adam lr={args.lr}; rws K={args.rws_k}; "
+        f"budget={args.budget_min} min interleaved")
+    runs = {m: make_method(m, x, layers, args.lr, args.rws_k) for m in methods}
+    steps = dict.fromkeys(methods, 0)
+    sec_per_step = {m: [] for m in methods}
+    recent = {m: [] for m in methods}
+    steps_per_epoch = math.ceil(n / args.batch_size)
+    t_start = time.perf_counter()
+    rnd = 0
+    while time.perf_counter() - t_start < args.budget_min * 60:
+        order = methods[rnd % len(methods):] + methods[: rnd % len(methods)]
+        for m in order:
+            model, svi = runs[m]
+            losses = []
+            t0 = time.perf_counter()
+            for _ in range(args.chunk):
+                idx = torch.randint(0, n, (args.batch_size,))
+                losses.append(svi.step(x[idx], num_data=n) / n)
+            sec_per_step[m].append((time.perf_counter() - t0) / args.chunk)
+            steps[m] += args.chunk
+            recent[m] = losses
+        rnd += 1
+        if rnd % 5 == 0:
+            msg = "; ".join(
+                f"{m}: {steps[m] / steps_per_epoch:.2f} ep, loss {statistics.mean(recent[m]):.2f}"
+                for m in methods
+            )
+            out(f"[{(time.perf_counter() - t_start) / 60:.1f} min] {msg}")
+    out("loss column: wake-sleep = wake loss -E_q log p(x,h) (not a bound); rws = -IWAE(K) "
+        "bound; nvil = -ELBO; all per example, training minibatches")
+    results = {}
+    for m in methods:
+        model, _ = runs[m]
+        if args.save_dir:
+            os.makedirs(args.save_dir, exist_ok=True)
+            model.save(os.path.join(args.save_dir, f"sbn_{m}.pt"))
+        ll = importance_log_likelihood(model.model, model.guide, x_test, num_particles=args.k,
+                                       batch_size=25, chunk=200, max_plate_nesting=1)
+        ep = steps[m] / steps_per_epoch
+        med = statistics.median(sec_per_step[m])
+        results[m] = (ll, ep, med)
+        out(f"{m}: epochs={ep:.2f} steps={steps[m]} sec/epoch(median)={med * steps_per_epoch:.1f} "
+            f"test IS log-lik (k={args.k}, first {x_test.shape[0]} test images) = "
+            f"{ll.mean():.2f} +- {ll.mean_stderr():.2f} (MC stderr) "
+            f"[{ll.kind}, stochastic lower bound]; min ESS {ll.info['min_ess']:.1f}; "
+            f"data-sampling sd/sqrt(n) = {float(ll.values.std() / math.sqrt(len(ll))):.2f}; "
+            f"eval {ll.info['seconds']:.0f}s")
+    base = statistics.median(sec_per_step[methods[0]])
+    out("time per step ratio to " + methods[0] + ": " + ", ".join(
+        f"{m}={statistics.median(sec_per_step[m]) / base:.2f}" for m in methods))
+    return results
+
+
+if __name__ == "__main__":
+    main()
