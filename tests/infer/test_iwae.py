@@ -76,7 +76,8 @@ def test_subsampling_scale_outside_logmeanexp_unlike_renyi(x):
     model, guide = make()
     scale = N_DATA / x.shape[0]
     pyro.set_rng_seed(9)
-    lw = log_importance_weights(model, guide, x, N_DATA, num_particles=6, max_plate_nesting=1)
+    lw = log_importance_weights(model, guide, x, N_DATA, num_particles=6,
+                                max_plate_nesting=1).detach()
     pyro.set_rng_seed(9)
     ours = IWAE_ELBO(num_particles=6).loss(model, guide, x, num_data=N_DATA)
     pyro.set_rng_seed(9)
@@ -93,7 +94,7 @@ def test_subsampling_scale_outside_logmeanexp_unlike_renyi(x):
 def test_bound_increases_with_k_and_stays_below_log_p(x):
     model, guide = make()
     pyro.param("a", torch.tensor(0.3, dtype=torch.float64))
-    reps = 400
+    reps = 200
     means = {}
     for k in (1, 5, 50):
         vals = []
@@ -131,7 +132,7 @@ def test_trains_under_svi(x):
     for _ in range(300):
         svi.step(x)
     # the exact posterior mean is x / 1.25 = 0.8 x
-    assert float(pyro.param("a")) == pytest.approx(0.8, abs=0.1)
+    assert float(pyro.param("a").detach()) == pytest.approx(0.8, abs=0.1)
 
 
 def test_refuses_global_latents_and_non_reparam_sites(x):
