@@ -30,8 +30,9 @@ of all examples of the batch into *one* weight per particle,
 estimate then uses the joint proposal :math:`\prod_n q(h_n \mid x_n)` for the joint posterior of
 the whole batch, whose effective sample size collapses to about 1 as the batch grows (the
 variance of :math:`\log W_k` grows linearly in :math:`B`), so its gradient approaches the
-single-sample wake-sleep gradient; it also ignores the data plate's subsampling scale, so it
-does not support minibatches (its documentation says so). Here the weights are normalized per
+single-sample wake-sleep gradient; and with a subsampled data plate the scale :math:`N/B` enters
+the log-weights themselves (:math:`W_k^{N/B}`), sharpening them further, so minibatches are not
+supported (its documentation says so). Here the weights are normalized per
 example: the estimator's bias and variance per example do not depend on the batch size, and the
 gradient is scaled by :math:`N/B`. ``tests/infer/test_rws.py`` measures the difference against
 the exact gradient computed by enumeration.
