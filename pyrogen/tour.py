@@ -27,7 +27,7 @@ from . import __version__
 from .datasets import Dataset, load_digits
 
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
-STEP_MODULES: list[str] = ["factor", "ica", "sfa", "sparse_coding", "rbm", "vae"]
+STEP_MODULES: list[str] = ["factor", "ica", "sfa", "sparse_coding", "rbm", "vae", "sbn"]
 
 
 @dataclass
