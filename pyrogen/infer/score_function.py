@@ -205,6 +205,9 @@ class OptimalBaselineReinforce(ELBO):
     ----------
     num_particles : int
         :math:`K \ge 2`.
+    use_baseline : bool
+        ``False`` gives plain REINFORCE with the same batch-level learning signal
+        (:math:`b = 0`), the reference for the baseline's variance reduction.
 
     Attributes
     ----------
@@ -212,8 +215,9 @@ class OptimalBaselineReinforce(ELBO):
         The ELBO estimate of the latest step (mean over particles).
     """
 
-    def __init__(self, num_particles: int = 10):
+    def __init__(self, num_particles: int = 10, use_baseline: bool = True):
         super().__init__(num_particles=check_int(num_particles, "num_particles", low=2))
+        self.use_baseline = bool(use_baseline)
         self.last_elbo = float("nan")
 
     def _get_trace(self, model, guide, args, kwargs):  # required by pyro's ELBO base
@@ -271,6 +275,8 @@ class OptimalBaselineReinforce(ELBO):
                 num = (fb * g2).sum(0) - fb * g2
                 den = g2.sum(0) - g2
                 b = torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num))
+                if not self.use_baseline:
+                    b = torch.zeros_like(b)
                 est = ((fb - b) * g).mean(0)
                 grad = (-est).to(p.dtype)
                 p.grad = grad if p.grad is None else p.grad + grad
