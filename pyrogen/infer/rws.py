@@ -21,7 +21,7 @@ the self-normalized importance-sampling estimates of :math:`\nabla_\theta \sum_n
 and of the gradient of :math:`-\sum_n \mathrm{KL}(p(h \mid x_n) \| q(h \mid x_n))`
 [1]_. The sleep-:math:`\phi` update of wake-sleep can be mixed in (``insomnia < 1``). The loss
 reported is the negative importance-weighted bound
-:math:`-s \sum_n \log \frac1K \sum_k w_{kn}` (IWAE bound, a stochastic lower bound on
+:math:`-s \sum_n \log \frac1K \sum_k w_{kn}` (IWAE bound [2]_, a stochastic lower bound on
 :math:`\log p`), per batch scaled to the data set.
 
 **Difference from** :class:`pyro.infer.ReweightedWakeSleep` (Pyro 1.9): Pyro sums the log-weights

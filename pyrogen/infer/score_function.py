@@ -1,6 +1,6 @@
 r"""Score-function (REINFORCE) gradient estimators for discrete latent variables.
 
-For a guide :math:`q_\phi(h \mid x)` over discrete :math:`h` the ELBO
+For a guide :math:`q_\phi(h \mid x)` over discrete :math:`h` the ELBO (REINFORCE [2]_)
 :math:`\mathcal L(\phi) = \mathbb E_{q_\phi}[f(h)]`, :math:`f(h) = \log p(x, h) - \log q_\phi(h
 \mid x)`, has the gradient (book §20.9.1, eq. 20.63)
 

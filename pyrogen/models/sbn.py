@@ -21,7 +21,8 @@ The guide is a recognition network [2]_:
 * :class:`SigmoidBeliefNet`: *mean-field* amortized guide, every hidden layer factorial given
   ``x`` only, :math:`q(h^{(l)}_i = 1 \mid x) = \sigma(x^\top R_l + c_l)_i`;
 * :class:`HelmholtzMachine`: the layer-wise *bottom-up* recognition network of Hinton et al.
-  [2]_, :math:`q(h^{(l)} \mid h^{(l-1)})` factorial with :math:`h^{(0)} = x`, sampled bottom-up
+  [2]_ (trained by wake-sleep, reweighted wake-sleep [4]_ or score-function VI [3]_),
+  :math:`q(h^{(l)} \mid h^{(l-1)})` factorial with :math:`h^{(0)} = x`, sampled bottom-up
   (the two coincide for one hidden layer).
 
 Both are plain Pyro programs: ``model``/``guide`` go into ``SVI`` with ``Trace_ELBO`` or
@@ -98,7 +99,7 @@ class SigmoidBeliefNet(GenerativeModel):
     ----------
     layer_sizes : list of int
         ``[n_visible, h_1, ..., h_L]``, visible layer first, hidden layers bottom-up
-        (``[784, 200, 200]`` is the "SBN 200-200" of [3]_).
+        (``[784, 200, 200]`` is the "SBN 200-200" of Mnih & Gregor 2014).
     max_enumerate : int
         Largest total number of hidden units :math:`H` for which :meth:`log_likelihood` sums
         the :math:`2^H` configurations exactly (kind ``"exact"``); above it, importance
@@ -422,8 +423,8 @@ class SigmoidBeliefNet(GenerativeModel):
 
 @register_model("helmholtz")
 class HelmholtzMachine(SigmoidBeliefNet):
-    r"""Helmholtz machine [2]_: a sigmoid belief net with a layer-wise bottom-up recognition
-    network.
+    r"""Helmholtz machine (Hinton et al. 1995): a sigmoid belief net with a layer-wise bottom-up
+    recognition network.
 
     .. math::
 
