@@ -3,21 +3,22 @@
 A pyrogen number is never "a log-likelihood" without a kind. :class:`LogLikelihood` carries the
 per-example values, their kind and, for stochastic estimates, their standard errors:
 
-==================  ==========================================================================
-kind                meaning
-==================  ==========================================================================
-``exact``           log p(x) computed exactly (closed form or enumeration)
-``ais_estimate``    log p(x) = -F(x) - log Z_AIS; Z_AIS unbiased for Z, so log p is a
-                    stochastic *upper* bound in expectation (Jensen on -log Z)
-``is_estimate``     log of an importance-sampled estimate of p(x); unbiased for p(x), so a
-                    stochastic *lower* bound on log p(x) in expectation
-``iwae_bound``      importance-weighted bound with k particles (lower bound)
-``elbo``            evidence lower bound (lower bound)
-``pseudo_likelihood``  sum_i log p(x_i | x_-i); not a likelihood at all
+========================  ====================================================================
+kind                      meaning
+========================  ====================================================================
+``exact``                 log p(x) computed exactly (closed form or enumeration)
+``ais_estimate``          log p(x) = -F(x) - log Z_AIS; Z_AIS unbiased for Z, so log p is a
+                          stochastic *upper* bound in expectation (Jensen on -log Z)
+``is_estimate``           log of an importance-sampled estimate of p(x); unbiased for p(x), so
+                          a stochastic *lower* bound on log p(x) in expectation
+``iwae_bound``            importance-weighted bound with k particles (lower bound)
+``elbo``                  evidence lower bound (lower bound)
+``pseudo_likelihood``     ``sum_i log p(x_i | x_{-i})``; not a likelihood at all
 ``posterior_predictive``  log (1/S) sum_s p(x | theta_s) over posterior draws theta_s: estimates
-                    the log posterior predictive density log p(x | training data) per example;
-                    log of an unbiased mean, so a stochastic *lower* bound in expectation
-==================  ==========================================================================
+                          the log posterior predictive density log p(x | training data) per
+                          example; log of an unbiased mean, so a stochastic *lower* bound in
+                          expectation
+========================  ====================================================================
 
 This module does not import :mod:`pyrogen.models`: its estimators take callables.
 """

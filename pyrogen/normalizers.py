@@ -239,8 +239,8 @@ class AIS(Normalizer):
     num_betas : int
         Number of intermediate temperatures (default
         :data:`pyrogen.infer.ais.DEFAULT_NUM_BETAS` = 10000, the smallest schedule measured to
-        keep |error of log Z| < 0.1 nats on 784x20 RBMs trained on binarized MNIST; 1000 gave
-        errors up to 0.2 nats); ignored when ``betas`` is given.
+        keep the absolute error of log Z below 0.1 nats on 784x20 RBMs trained on binarized
+        MNIST; 1000 gave errors up to 0.2 nats); ignored when ``betas`` is given.
     betas : torch.Tensor, optional
         Increasing schedule from 0 to 1.
     data : torch.Tensor, optional

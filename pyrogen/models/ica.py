@@ -1,6 +1,6 @@
-r"""Independent component analysis (book §13.2 [1]_, [3]_) as Pyro programs.
+r"""Independent component analysis (book §13.2) as Pyro programs.
 
-Three models share this file:
+Three models share this file (after [1]_ and [3]_):
 
 * :class:`ICA` — noiseless ICA with an **exact** likelihood. The data are an invertible linear
   map of independent non-Gaussian sources, :math:`x = \mu + A s`, and the Pyro model observes

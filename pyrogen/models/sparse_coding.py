@@ -1,6 +1,6 @@
-r"""Sparse coding (book §13.4 [1]_): Laplace prior on the code, Gaussian decoder, MAP encoder.
+r"""Sparse coding (book §13.4): Laplace prior on the code, Gaussian decoder, MAP encoder.
 
-The generative model is
+The generative model [1]_ is
 
 .. math::
 
