@@ -26,17 +26,6 @@ def _embed(rows: torch.Tensor, keep: torch.Tensor, width: int) -> torch.Tensor:
 
 
 def step(ctx) -> list[dict]:
-    # 61 x 10 problems: a second intra-op thread only adds synchronisation (and, on a busy
-    # machine, waiting); restore the caller's setting afterwards
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _step(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _step(ctx) -> list[dict]:
     ds = ctx.digits()
     keep = ds.x.std(0) > 0
     x = ds.x[:, keep]

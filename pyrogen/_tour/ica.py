@@ -62,15 +62,6 @@ def _plot_signals(path, rows: list[tuple[str, torch.Tensor]]):
 
 
 def step(ctx) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _step(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _step(ctx) -> list[dict]:
     results = []
     # -- 1. synthetic cocktail party
     n = 600 if ctx.quick else 3000

@@ -22,15 +22,6 @@ from ..plotting import save_image_grid
 
 
 def step(ctx) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 64-unit models: one thread is fastest on a shared machine
-    try:
-        return _step(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _step(ctx) -> list[dict]:
     ds = ctx.digits(binarize="threshold")
     x = ds.x
     info = dict(ds.info)

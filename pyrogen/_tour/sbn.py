@@ -18,15 +18,6 @@ from ..plotting import save_image_grid
 
 
 def step(ctx) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _step(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _step(ctx) -> list[dict]:
     data = ctx.digits(binarize="threshold")
     x = data.x.float()
     g = torch.Generator().manual_seed(ctx.seed)

@@ -57,17 +57,6 @@ def _plot(path: str, sources, sfa_y, psfa_y) -> str:
 
 
 def step(ctx) -> list[dict]:
-    # PSFA's SVI steps are many tiny tensor ops: one intra-op thread is much faster for them
-    # (10x on a loaded 2-core machine); restored afterwards.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _step(ctx)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _step(ctx) -> list[dict]:
     n_steps = 300 if ctx.quick else 1000
     cycles = CYCLES[bool(ctx.quick)]
     x, sources = sinusoid_mixture(n_steps, 4, cycles=cycles, noise=NOISE, seed=ctx.seed)

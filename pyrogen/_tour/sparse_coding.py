@@ -15,16 +15,6 @@ from ..plotting import save_image_grid
 
 
 def step(ctx) -> list[dict]:
-    # many small batched LAPACK calls: one intra-op thread is faster on a busy machine
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _step(ctx)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _step(ctx) -> list[dict]:
     ds = ctx.digits()
     x = ds.x.double()
     if ctx.quick:

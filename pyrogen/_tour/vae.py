@@ -20,15 +20,6 @@ N_TRAIN = 1500
 
 
 def step(ctx) -> list[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small networks: a second thread only adds synchronisation
-    try:
-        return _step(ctx)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _step(ctx) -> list[dict]:
     ds = ctx.digits(binarize="threshold")
     train, test = ds.x[:N_TRAIN], ds.x[N_TRAIN:]
     info_train = dict(ds.info, split=f"first {N_TRAIN}", n=N_TRAIN)
