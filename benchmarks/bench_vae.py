@@ -4,6 +4,7 @@ Three measurements (run one with its sub-command)::
 
     python benchmarks/bench_vae.py speed   [--repeats 3] [--steps 0]
     python benchmarks/bench_vae.py quality [--vae-minutes 30] [--iwae-minutes 40] [--n-test 1000]
+    python benchmarks/bench_vae.py evaluate --model vae.pt [--n-test 10000] [--k 5000]
     python benchmarks/bench_vae.py memory  [--k 5000] [--n-min 100] [--n-max 1000]
 
 ``speed``: the network of Pyro's VAE tutorial (784-400-50, softplus, Bernoulli decoder, batch
@@ -244,7 +245,18 @@ def cmd_quality(args):
             data_info=train.info,
         )
         if args.save:
+            os.makedirs(args.save, exist_ok=True)
             model.save(os.path.join(args.save, f"{name.split('(')[0].lower()}.pt"))
+        if x_test.shape[0] == 0:  # --n-test 0: train and save only (evaluate with `evaluate`)
+            results[name] = {
+                "training": f"{loss}, K={k}, {h.info['num_epochs']} epochs "
+                f"({h.info['num_steps']} steps), batch {args.batch_size}, Adam lr {args.lr}, "
+                f"{h.seconds / 60:.1f} min",
+                "seconds_per_epoch": h.seconds / max(h.info["num_epochs"], 1),
+                "final_epoch": {key: v[-1] for key, v in h.metrics.items()},
+            }
+            say(f"{name}: {results[name]['training']}")
+            continue
         t0 = time.perf_counter()
         elbo = model.elbo(x_test, num_particles=10)
         ll = model.log_likelihood(x_test, num_particles=args.k, batch_size=50, chunk=100)
@@ -265,6 +277,104 @@ def cmd_quality(args):
     say("anchors (Burda et al. 2015, 3280 epochs): VAE -88.71, IWAE(k=50) -87.10")
     say("RESULT " + json.dumps(results))
     return results
+
+
+# --------------------------------------------------------------------------- evaluate
+def _rss_mib() -> tuple[float, float]:
+    """(current VmRSS, peak ru_maxrss) of this process in MiB (Linux)."""
+    import resource
+
+    cur = float("nan")
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    cur = int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return cur, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _write_json(path, obj):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(tmp, path)
+
+
+def cmd_evaluate(args):
+    """IS log-likelihood (and ELBO) of a saved model on the test set, block by block.
+
+    Runs in its own process so that ``ru_maxrss`` measures the evaluation, not the training.
+    Images are evaluated in blocks of ``--block`` in test-set order until ``--n-test`` images
+    are done or ``--eval-minutes`` are spent (then the images evaluated so far are reported,
+    with their number). After each block the summary is rewritten to ``--json``: the current
+    and peak resident memory are recorded per block, so a bounded peak is visible as a flat
+    column.
+    """
+    from pyrogen.evaluation import LogLikelihood
+    from pyrogen.models.base import load as load_model
+
+    torch.set_num_threads(args.threads)
+    pyro.set_rng_seed(args.seed)
+    rss0 = _rss_mib()
+    model = load_model(args.model)
+    test = load("test")
+    x_all = test.x[: args.n_test]
+    rss_loaded = _rss_mib()
+    t0 = time.perf_counter()
+    vals, ses, ess, elbos, blocks = [], [], [], [], []
+    out = {}
+    for start in range(0, x_all.shape[0], args.block):
+        xb = x_all[start : start + args.block]
+        tb = time.perf_counter()
+        ll = model.log_likelihood(xb, num_particles=args.k, batch_size=args.batch_size,
+                                  chunk=args.chunk)
+        el = model.elbo(xb, num_particles=args.elbo_particles)
+        vals.append(ll.values)
+        ses.append(ll.stderr)
+        ess.append(ll.info["min_ess"])
+        elbos.append(el.values)
+        cur, peak = _rss_mib()
+        blocks.append({"images": [start, start + xb.shape[0]], "seconds": time.perf_counter() - tb,
+                       "rss_mib": cur, "peak_rss_mib": peak})
+        is_all = LogLikelihood(values=torch.cat(vals), kind="is_estimate", stderr=torch.cat(ses))
+        elbo_all = LogLikelihood(values=torch.cat(elbos), kind="elbo")
+        n = len(is_all)
+        out = {
+            "command": " ".join(sys.argv),
+            "model": args.model,
+            "data": test.identity,
+            "n_evaluated": n,
+            "n_requested": int(x_all.shape[0]),
+            "k": args.k,
+            "batch_size": args.batch_size,
+            "chunk": args.chunk,
+            "test_is": is_all.to_dict(),
+            "is_data_sampling_se": float(is_all.values.std() / math.sqrt(n)) if n > 1 else None,
+            "min_ess": min(ess),
+            "test_elbo": elbo_all.to_dict(),
+            "elbo_particles": args.elbo_particles,
+            "elbo_data_sampling_se": float(elbo_all.values.std() / math.sqrt(n)) if n > 1 else None,
+            "eval_seconds": time.perf_counter() - t0,
+            "seconds_per_image": (time.perf_counter() - t0) / n,
+            "rss_mib_at_start": rss0[0],
+            "rss_mib_after_load": rss_loaded[0],
+            "peak_rss_mib_before_eval": rss_loaded[1],
+            "peak_rss_mib": peak,
+            "extra_peak_mib": peak - rss_loaded[1],
+            "blocks": blocks,
+            "threads": args.threads,
+        }
+        print(f"[{time.strftime('%H:%M:%S')}] {n} images: IS {is_all} (data se "
+              f"{out['is_data_sampling_se']}), ELBO {elbo_all}, min ESS {min(ess):.1f}, "
+              f"RSS {cur:.0f} MiB, peak {peak:.0f} MiB", flush=True)
+        if args.json:
+            _write_json(args.json, out)
+        if time.perf_counter() - t0 > 60 * args.eval_minutes:
+            print(f"eval budget of {args.eval_minutes} min spent after {n} images", flush=True)
+            break
+    return out
 
 
 # --------------------------------------------------------------------------- memory
@@ -325,16 +435,28 @@ def main(argv=None):
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--log", default=None)
     q.add_argument("--save", default=None, help="folder for the trained models")
+    e = sub.add_parser("evaluate", help=cmd_evaluate.__doc__.split("\n")[0])
+    e.add_argument("--model", required=True, help="a model saved by `quality --save`")
+    e.add_argument("--n-test", type=int, default=10000)
+    e.add_argument("--k", type=int, default=5000)
+    e.add_argument("--batch-size", type=int, default=20)
+    e.add_argument("--chunk", type=int, default=250)
+    e.add_argument("--block", type=int, default=500)
+    e.add_argument("--elbo-particles", type=int, default=10)
+    e.add_argument("--eval-minutes", type=float, default=60)
+    e.add_argument("--seed", type=int, default=0)
     m = sub.add_parser("memory")
     m.add_argument("--k", type=int, default=5000)
     m.add_argument("--n-min", type=int, default=100)
     m.add_argument("--n-max", type=int, default=1000)
-    for a in (s, q, m):
+    for a in (s, q, e, m):
         a.add_argument("--threads", type=int, default=1)
         a.add_argument("--json", default=None, help="write the summary here")
     args = p.parse_args(argv)
-    out = {"speed": cmd_speed, "quality": cmd_quality, "memory": cmd_memory}[args.cmd](args)
-    if args.json:
+    cmds = {"speed": cmd_speed, "quality": cmd_quality, "evaluate": cmd_evaluate,
+            "memory": cmd_memory}
+    out = cmds[args.cmd](args)
+    if args.json and args.cmd != "evaluate":  # evaluate writes its JSON block by block
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
 
