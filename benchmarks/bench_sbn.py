@@ -1,5 +1,11 @@
 """SBN 200-200 on the fixed binarized MNIST: wake-sleep vs reweighted wake-sleep vs NVIL.
 
+Methods (``--methods``, comma-separated): ``wake-sleep``; ``rws`` (per-example reweighted
+wake-sleep, ``--rws-k`` particles); ``nvil`` (``TraceGraph_ELBO`` with NVIL's input-dependent
+plus decaying-average baselines and NVIL's variance normalization,
+:class:`pyrogen.infer.score_function.NVIL_ELBO`); ``nvil-raw`` (the same without the variance
+normalization: plain ``TraceGraph_ELBO``).
+
 Three :class:`pyrogen.models.HelmholtzMachine` ``[784, 200, 200]`` (layer-wise bottom-up
 recognition network) are trained **interleaved** in one process: every round gives each method
 one chunk of ``--chunk`` minibatch steps (rotated order), until ``--budget-min`` minutes of
@@ -23,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -36,9 +43,10 @@ import torch  # noqa: E402
 from harness import bench_parser, header  # noqa: E402
 
 from pyrogen.datasets import load_binarized_mnist  # noqa: E402
+from pyrogen.evaluation import LogLikelihood  # noqa: E402
 from pyrogen.infer.importance import importance_log_likelihood  # noqa: E402
 from pyrogen.infer.rws import ReweightedWakeSleep  # noqa: E402
-from pyrogen.infer.score_function import NeuralBaseline, with_baseline  # noqa: E402
+from pyrogen.infer.score_function import NVIL_ELBO, NeuralBaseline, with_baseline  # noqa: E402
 from pyrogen.infer.wake_sleep import WakeSleep  # noqa: E402
 from pyrogen.models import HelmholtzMachine  # noqa: E402
 
@@ -53,12 +61,12 @@ def make_method(name, x_train, layers, lr, rws_k):
         loss = WakeSleep()
     elif name == "rws":
         loss = ReweightedWakeSleep(num_particles=rws_k)
-    elif name == "nvil":
+    elif name in ("nvil", "nvil-raw"):
         sites = [f"h{i}" for i in range(1, len(layers))]
         baseline = NeuralBaseline(layers[0], sites)
         guide = with_baseline(model.guide, "nvil", module=baseline,
                               name=f"{model._pyro_name}_nvil")
-        loss = pyro.infer.TraceGraph_ELBO()
+        loss = NVIL_ELBO() if name == "nvil" else pyro.infer.TraceGraph_ELBO()
     else:
         raise ValueError(name)
     svi = pyro.infer.SVI(model.model, guide, pyro.optim.Adam({"lr": lr}), loss)
@@ -80,6 +88,10 @@ def main():
     ap.add_argument("--log", type=str, default=None)
     ap.add_argument("--save-dir", type=str, default=None)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-minutes", type=float, default=None,
+                    help="per-method evaluation budget: stop after the block that exceeds it")
+    ap.add_argument("--eval-block", type=int, default=100, help="test images per block")
+    ap.add_argument("--json", type=str, default=None, help="write the results here")
     args = ap.parse_args()
     if args.quick:  # smoke test: tiny sizes
         args.budget_min, args.chunk, args.n_eval, args.k = 0.05, 5, 4, 50
@@ -135,22 +147,49 @@ def main():
     out("loss column: wake-sleep = wake loss -E_q log p(x,h) (not a bound); rws = -IWAE(K) "
         "bound; nvil = -ELBO; all per example, training minibatches")
     results = {}
+    summary = {"command": "python " + " ".join(sys.argv), "header": header(),
+               "data": str(train.info), "layers": layers, "batch_size": args.batch_size,
+               "lr": args.lr, "rws_k": args.rws_k, "budget_min": args.budget_min, "k": args.k,
+               "methods": {}}
     for m in methods:
         model, _ = runs[m]
         if args.save_dir:
             os.makedirs(args.save_dir, exist_ok=True)
             model.save(os.path.join(args.save_dir, f"sbn_{m}.pt"))
-        ll = importance_log_likelihood(model.model, model.guide, x_test, num_particles=args.k,
-                                       batch_size=25, chunk=200, max_plate_nesting=1)
+        t_eval = time.perf_counter()
+        vals, ses, ess = [], [], []
+        for start in range(0, x_test.shape[0], args.eval_block):
+            part = importance_log_likelihood(
+                model.model, model.guide, x_test[start : start + args.eval_block],
+                num_particles=args.k, batch_size=25, chunk=200, max_plate_nesting=1)
+            vals.append(part.values)
+            ses.append(part.stderr)
+            ess.append(part.info["min_ess"])
+            if (args.eval_minutes is not None
+                    and time.perf_counter() - t_eval > 60 * args.eval_minutes):
+                break
+        ll = LogLikelihood(values=torch.cat(vals), kind="is_estimate", stderr=torch.cat(ses),
+                           info={"min_ess": min(ess), "seconds": time.perf_counter() - t_eval})
         ep = steps[m] / steps_per_epoch
         med = statistics.median(sec_per_step[m])
         results[m] = (ll, ep, med)
+        data_se = float(ll.values.std() / math.sqrt(len(ll)))
         out(f"{m}: epochs={ep:.2f} steps={steps[m]} sec/epoch(median)={med * steps_per_epoch:.1f} "
-            f"test IS log-lik (k={args.k}, first {x_test.shape[0]} test images) = "
+            f"test IS log-lik (k={args.k}, first {len(ll)} test images) = "
             f"{ll.mean():.2f} +- {ll.mean_stderr():.2f} (MC stderr) "
             f"[{ll.kind}, stochastic lower bound]; min ESS {ll.info['min_ess']:.1f}; "
-            f"data-sampling sd/sqrt(n) = {float(ll.values.std() / math.sqrt(len(ll))):.2f}; "
+            f"data-sampling sd/sqrt(n) = {data_se:.2f}; "
             f"eval {ll.info['seconds']:.0f}s")
+        summary["methods"][m] = {
+            "epochs": ep, "steps": steps[m], "sec_per_epoch_median": med * steps_per_epoch,
+            "final_train_loss_per_example": statistics.mean(recent[m]) if recent[m] else None,
+            "test_is": ll.to_dict(), "n_test": len(ll), "data_sampling_se": data_se,
+            "eval_seconds": ll.info["seconds"],
+        }
+        if args.json:
+            with open(args.json + ".tmp", "w") as f:
+                json.dump(summary, f, indent=2)
+            os.replace(args.json + ".tmp", args.json)
     base = statistics.median(sec_per_step[methods[0]])
     out("time per step ratio to " + methods[0] + ": " + ", ".join(
         f"{m}={statistics.median(sec_per_step[m]) / base:.2f}" for m in methods))

@@ -19,7 +19,9 @@ families are provided:
   (``use_decaying_avg_baseline``) and/or a learned input-dependent network (``nn_baseline``,
   fitted by least squares to the downstream cost). :func:`with_baseline` adds them to any guide
   without touching its code; ``"nvil"`` is both at once, the input-dependent baseline plus
-  constant of NVIL [1]_ (NVIL's variance normalization is not applied).
+  constant of NVIL [1]_. :class:`NVIL_ELBO` is ``TraceGraph_ELBO`` plus NVIL's variance
+  normalization [1]_ (§3.3): each site's centred learning signal is divided by a running
+  estimate of its standard deviation.
 * :class:`OptimalBaselineReinforce`: the per-parameter optimal baseline of book §20.9.1,
 
   .. math::
@@ -43,17 +45,28 @@ References
 from __future__ import annotations
 
 import functools
+import math
+from collections import defaultdict
 
 import pyro
 import torch
 from pyro import poutine
+from pyro.distributions.util import is_identically_zero
 from pyro.infer.elbo import ELBO
-from pyro.infer.util import torch_item
+from pyro.infer.tracegraph_elbo import TraceGraph_ELBO, _construct_baseline
+from pyro.infer.util import MultiFrameTensor, torch_item
+from pyro.ops.provenance import detach_provenance, get_provenance
 from torch import nn
 
 from .._validation import check_choice, check_float, check_int
 
-__all__ = ["BASELINES", "NeuralBaseline", "with_baseline", "OptimalBaselineReinforce"]
+__all__ = [
+    "BASELINES",
+    "NeuralBaseline",
+    "with_baseline",
+    "NVIL_ELBO",
+    "OptimalBaselineReinforce",
+]
 
 #: the values ``with_baseline(kind=...)`` accepts
 BASELINES = ("none", "decaying_avg", "nn", "nvil")
@@ -154,6 +167,136 @@ def with_baseline(guide, kind: str = "decaying_avg", *, beta: float = 0.9,
         return poutine.infer_config(guide, config_fn)(*args, **kwargs)
 
     return wrapped
+
+
+class NVIL_ELBO(TraceGraph_ELBO):
+    r""":class:`~pyro.infer.TraceGraph_ELBO` with NVIL's variance normalization [1]_ (§3.3).
+
+    For each non-reparametrized guide site :math:`s` ``TraceGraph_ELBO`` forms the centred
+    learning signal :math:`\ell_s = c_s - b_s` (downstream cost :math:`c_s` minus the site's
+    baselines, e.g. those of :func:`with_baseline`) and the surrogate term
+    :math:`\log q(h_s)\, \ell_s`. NVIL divides the signal by a running estimate of its
+    standard deviation,
+
+    .. math::
+
+        m_s \leftarrow \alpha\, m_s + (1 - \alpha)\, \overline{\ell_s^2}, \qquad
+        \sigma_s = \max\Bigl(\sigma_{\min}, \sqrt{m_s / (1 - \alpha^{t_s})}\Bigr),
+        \qquad \text{surrogate term } \log q(h_s)\, \ell_s / \sigma_s,
+
+    where :math:`\overline{\ell_s^2}` is the mean over the minibatch of the squared centred
+    signal (its second moment: the baselines already centre it), :math:`t_s` the number of
+    updates so far (the :math:`1 - \alpha^{t}` correction removes the bias of starting
+    :math:`m_s` at zero, as in Adam) and :math:`\sigma_{\min} = 1` as in [1]_ (the signal is
+    never amplified). :math:`\sigma_s` is computed **before** the current minibatch enters
+    :math:`m_s`, so it depends on past draws only: conditionally on the past, the site's
+    score-function gradient is an unbiased estimate of the exact gradient divided by
+    :math:`\sigma_s` ("unbiased up to the scale"). Only the score-function terms are scaled;
+    pathwise gradients (the model's parameters, reparametrized sites) and the baselines' own
+    least-squares losses are unchanged.
+
+    What it buys: the raw signal's magnitude grows with the data-plate scale :math:`N/B` and
+    drifts during training by orders of magnitude; the normalized one is of order one, so the
+    recognition network's effective step size stays stable. At fixed parameters it does not
+    change the *relative* variance of a one-step estimate (it is a nearly constant factor);
+    see ``benchmarks/README.md`` for what it gives in training.
+
+    Parameters
+    ----------
+    num_particles : int
+        As for ``TraceGraph_ELBO``.
+    variance_normalization : bool
+        ``False`` gives exactly ``TraceGraph_ELBO``.
+    alpha : float in [0, 1)
+        Decay of the running second moment (0.8 in [1]_).
+    min_scale : float > 0
+        :math:`\sigma_{\min}`.
+    **kwargs
+        Passed to ``TraceGraph_ELBO``.
+
+    Attributes
+    ----------
+    last_scales : dict
+        Site name -> :math:`\sigma_s` used in the latest particle.
+    running_second_moment : dict
+        Site name -> bias-corrected :math:`m_s`.
+
+    Notes
+    -----
+    Re-implements the per-particle body of Pyro 1.9's ``TraceGraph_ELBO`` (uses its private
+    ``_construct_baseline``), with one change: the division by :math:`\sigma_s`. With
+    ``variance_normalization=False`` the two agree to rounding (tested). The running
+    statistics live on the loss object: use one ``NVIL_ELBO`` per training run.
+    """
+
+    def __init__(self, num_particles: int = 1, variance_normalization: bool = True,
+                 alpha: float = 0.8, min_scale: float = 1.0, **kwargs):
+        super().__init__(num_particles=check_int(num_particles, "num_particles", low=1),
+                         **kwargs)
+        self.variance_normalization = bool(variance_normalization)
+        self.alpha = check_float(alpha, "alpha", 0.0, 1.0, "co")
+        self.min_scale = check_float(min_scale, "min_scale", 0.0, None, "oo")
+        self._m2: dict[str, float] = {}
+        self._t: dict[str, int] = defaultdict(int)
+        self.last_scales: dict[str, float] = {}
+
+    @property
+    def running_second_moment(self) -> dict[str, float]:
+        return {s: m / (1.0 - self.alpha ** self._t[s]) for s, m in self._m2.items()}
+
+    def _scale(self, site: str) -> float:
+        t = self._t[site]
+        if t == 0:
+            return self.min_scale
+        m = self._m2[site] / (1.0 - self.alpha**t)
+        return max(self.min_scale, math.sqrt(m))
+
+    def _update(self, site: str, signal: torch.Tensor) -> None:
+        second = float((signal.double() ** 2).mean()) if signal.numel() else 0.0
+        if not math.isfinite(second):
+            return  # a non-finite signal does not poison the running estimate
+        self._m2[site] = self.alpha * self._m2.get(site, 0.0) + (1.0 - self.alpha) * second
+        self._t[site] += 1
+
+    def _loss_and_surrogate_loss_particle(self, model_trace, guide_trace):
+        # Pyro 1.9.2 pyro/infer/tracegraph_elbo.py::_compute_elbo, plus the normalization
+        elbo = 0.0
+        surrogate_elbo = 0.0
+        baseline_loss = 0.0
+        downstream_costs = defaultdict(lambda: MultiFrameTensor())
+        for site in model_trace.nodes.values():
+            if site["type"] == "sample":
+                elbo += site["log_prob_sum"]
+                surrogate_elbo += site["log_prob_sum"]
+                for key in get_provenance(site["log_prob_sum"]):
+                    downstream_costs[key].add((site["cond_indep_stack"], site["log_prob"]))
+        for site in guide_trace.nodes.values():
+            if site["type"] == "sample":
+                elbo -= site["log_prob_sum"]
+                entropy_term = site["score_parts"].entropy_term
+                if not is_identically_zero(entropy_term):
+                    surrogate_elbo -= entropy_term.sum()
+                for key in get_provenance(site["log_prob_sum"]):
+                    downstream_costs[key].add((site["cond_indep_stack"], -site["log_prob"]))
+        for node, downstream_cost in downstream_costs.items():
+            guide_site = guide_trace.nodes[node]
+            downstream_cost = downstream_cost.sum_to(guide_site["cond_indep_stack"])
+            score_function = guide_site["score_parts"].score_function
+            use_baseline, baseline_loss_term, baseline = _construct_baseline(
+                node, guide_site, downstream_cost
+            )
+            if use_baseline:
+                downstream_cost = downstream_cost - baseline
+                baseline_loss = baseline_loss + baseline_loss_term
+            signal = detach_provenance(downstream_cost.detach())
+            if self.variance_normalization:
+                scale = self._scale(node)
+                self._update(node, signal)
+                self.last_scales[node] = scale
+                signal = signal / scale
+            surrogate_elbo += (score_function * signal).sum()
+        surrogate_loss = -surrogate_elbo + baseline_loss
+        return detach_provenance(elbo), detach_provenance(surrogate_loss)
 
 
 def _param_tensors(trace) -> list[torch.Tensor]:
