@@ -344,8 +344,11 @@ def _num_betas(a: AIS) -> int:
 class _SampleBasedNormalizer(Normalizer):
     """Shared part of PCD and CD: gradient from chains, value from a refreshed estimator."""
 
-    def __init__(self, num_steps, estimator, refresh_every):
+    def __init__(self, num_steps, estimator, refresh_every, fused=True):
         self.num_steps = check_int(num_steps, "num_steps", low=1)
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be a bool. Got {type(fused).__name__} instead.")
+        self.fused = fused
         if estimator is not None and not isinstance(estimator, (Exact, AIS)):
             raise TypeError(
                 f"estimator must be an Exact() or AIS(...) normalizer or None. Got "
@@ -438,6 +441,14 @@ class PCD(_SampleBasedNormalizer):
         Initial chain states, shape ``(num_chains, *param_batch_shape, *event_shape)`` or
         broadcastable to it (e.g. a batch of data rows); default: draws from the
         distribution's factorial base (``dist.init_chains``).
+    fused : bool
+        Let :meth:`pyrogen.distributions.RBM.log_prob` take its fused PCD step (default True;
+        unbatched RBMs only): the chain state is then the pair :math:`(v, h)`, :math:`h` drawn
+        from the forward product that the gradient needs anyway, so a PCD-1 step costs the
+        minimal five matrix products. With fixed parameters this is the same Markov chain;
+        during training the :math:`h` half-step uses the previous call's parameters (as in
+        scikit-learn's ``BernoulliRBM``). Calling the normalizer directly (``pcd(dist)``)
+        always takes the generic path.
     """
 
     def __init__(
@@ -448,12 +459,15 @@ class PCD(_SampleBasedNormalizer):
         estimator: Exact | AIS | None = None,
         refresh_every: int = 100,
         init: torch.Tensor | None = None,
+        fused: bool = True,
     ):
-        super().__init__(num_steps, estimator, refresh_every)
+        super().__init__(num_steps, estimator, refresh_every, fused)
         self.num_chains = check_int(num_chains, "num_chains", low=1)
         self.init = init
         #: the persistent chains, shape ``(num_chains, *param_batch_shape, *event_shape)``
         self.chains: torch.Tensor | None = None
+        #: hidden states drawn from ``P(h | chains)`` by the fused RBM step (else None)
+        self.hidden: torch.Tensor | None = None
 
     def _repr_args(self):
         return {"num_chains": self.num_chains, "num_steps": self.num_steps}
@@ -461,10 +475,12 @@ class PCD(_SampleBasedNormalizer):
     def reset(self) -> None:
         """Forget the persistent chains and the cached value."""
         self.chains = None
+        self.hidden = None
         self._value = None
         self.calls = 0
 
-    def __call__(self, dist, value=None) -> LogZEstimate:
+    def _ensure_chains(self, dist) -> bool:
+        """(Re)initialise the chains when missing or of the wrong shape; True when it did."""
         shape = (self.num_chains, *dist.param_batch_shape, *dist.event_shape)
         with torch.no_grad():
             if (
@@ -489,7 +505,27 @@ class PCD(_SampleBasedNormalizer):
                         ) from e
                 else:
                     self.chains = dist.init_chains(self.num_chains)
+                self.hidden = None
+                return True
+        return False
+
+    def _chain_state(self, dist):
+        r"""``(chains, hidden)`` for the fused RBM step; draws ``hidden`` from
+        :math:`P(h \mid v)` when the generic path (or a new initialisation) left none."""
+        fresh = self._ensure_chains(dist)
+        if fresh or self.hidden is None or self.hidden.shape[-1] != dist.n_hidden:
+            with torch.no_grad():
+                self.hidden = dist.hidden_given_visible(self.chains).sample()
+        return self.chains, self.hidden
+
+    def _set_chain_state(self, chains, hidden) -> None:
+        self.chains, self.hidden = chains, hidden
+
+    def __call__(self, dist, value=None) -> LogZEstimate:
+        self._ensure_chains(dist)
+        with torch.no_grad():
             self.chains = dist.transition(self.chains, num_steps=self.num_steps).detach()
+        self.hidden = None
         return self._estimate(dist, self.chains)
 
 
@@ -510,6 +546,12 @@ class CD(_SampleBasedNormalizer):
         How the value is refreshed (default as for :class:`PCD`).
     refresh_every : int
         Refresh the value every this many calls (default 100).
+    fused : bool
+        Let :meth:`pyrogen.distributions.RBM.log_prob` take its fused CD step (default True;
+        unbatched RBMs only): the data's hidden pre-activation is computed once for the free
+        energy and the first Gibbs half-step, and data and chains share one forward and one
+        backward product (five products per CD-1 step). Same distribution of the gradient as
+        the generic path, which ``cd(dist, value)`` always takes.
     """
 
     uses_value = True
@@ -520,8 +562,9 @@ class CD(_SampleBasedNormalizer):
         *,
         estimator: Exact | AIS | None = None,
         refresh_every: int = 100,
+        fused: bool = True,
     ):
-        super().__init__(num_steps, estimator, refresh_every)
+        super().__init__(num_steps, estimator, refresh_every, fused)
 
     def _repr_args(self):
         return {"num_steps": self.num_steps}

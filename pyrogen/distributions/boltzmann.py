@@ -71,7 +71,16 @@ def _Wh(W, h):
 
 
 def _bernoulli(logits, generator=None):
-    return torch.bernoulli(torch.sigmoid(logits), generator=generator)
+    return _bernoulli_probs_(torch.sigmoid(logits), generator=generator)
+
+
+def _bernoulli_probs_(p, out=None, generator=None):
+    """Bernoulli draws with probabilities ``p`` as 0./1. in ``p``'s dtype: ``U < p`` with
+    ``U ~ Uniform[0, 1)`` drawn in place (into ``out`` when given, else a new tensor; about 3x
+    faster on CPU than ``torch.bernoulli``)."""
+    u = torch.empty_like(p) if out is None else out
+    u.uniform_(generator=generator)
+    return u.lt_(p)
 
 
 def _check_last(t, name, size, what):
@@ -377,6 +386,23 @@ class RBM(BinaryEnergyBasedDistribution):
     def unnormalized_log_prob(self, value):
         return -self.free_energy(value)
 
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        r""":math:`-F(v) - \log Z` with :math:`\log Z` from the normalizer.
+
+        With a :class:`~pyrogen.normalizers.PCD` or :class:`~pyrogen.normalizers.CD` normalizer
+        (``fused=True``, the default), an unbatched RBM and a ``(n, n_visible)`` value, the
+        CD/PCD step is fused (:func:`_fused_contrastive_log_prob`): same value and, in
+        expectation, the same gradient as the generic path, with five matrix products per
+        CD-1/PCD-1 step instead of six and one backward product. ``last_log_z`` then holds the
+        (detached) value of :math:`\log Z` used.
+        """
+        if _fusable(self, value):
+            if self._validate_args:
+                self._validate_sample(value)
+            out = _fused_contrastive_log_prob(self, value)
+            return out.expand(broadcast_shapes(value.shape[:-1], self.batch_shape))
+        return super().log_prob(value)
+
     def hidden_given_visible(self, v: torch.Tensor):
         r""":math:`P(h \mid v) = \prod_j \operatorname{Bernoulli}(\sigma(c_j + v^\top W_{:j}))`
         (eq. 20.10-20.11), a Pyro distribution with event shape ``(n_hidden,)``."""
@@ -458,6 +484,147 @@ def _rbm_gibbs(W, b, c, v, num_steps, generator=None):
             h = _bernoulli(c + _vW(v, W), generator)
             v = _bernoulli(b + _Wh(W, h), generator)
         return v
+
+
+# --------------------------------------------------------------------------------------------
+# The fused CD-k / PCD-k step (RBM.log_prob with a PCD or CD normalizer)
+# --------------------------------------------------------------------------------------------
+class _ContrastiveLogProb(torch.autograd.Function):
+    r"""``log p(x_i)`` of the PCD/CD surrogate with one fused backward product.
+
+    Inputs: parameters ``W, b, c`` (only routed for the gradient), ``vv`` = the ``n`` data rows
+    followed by the ``K`` negative (chain) rows, shape ``(n + K, n_v)``; ``sig`` =
+    :math:`\sigma(vv\, W + c)`, shape ``(n + K, n_h)``; ``data_term`` = :math:`-F(x_i)` (values,
+    shape ``(n,)``) and the (detached) value of :math:`\log Z`. The output is
+    ``data_term - log_z`` and its gradient is that of
+
+    .. math::
+
+        -F(x_i) - \Big[\log Z + s - \operatorname{stop\_grad}(s)\Big],
+        \qquad s = \frac1K \sum_k -F(v'_k),
+
+    i.e. for upstream gradients :math:`g_i`, with coefficients :math:`\gamma = (g_1, \dots,
+    g_n, -\bar g, \dots, -\bar g)`, :math:`\bar g = \sum_i g_i / K`:
+    :math:`\nabla_W = vv^\top (\gamma \odot \sigma)`, :math:`\nabla_b = \gamma^\top vv`,
+    :math:`\nabla_c = \gamma^\top \sigma` -- one :math:`n_v \times (n+K) \times n_h` product
+    instead of two, and no product at all in the forward pass.
+    """
+
+    @staticmethod
+    def forward(ctx, W, b, c, vv, sig, data_term, log_z):
+        ctx.save_for_backward(vv, sig)
+        ctx.n = data_term.shape[0]
+        return data_term - log_z
+
+    @staticmethod
+    def backward(ctx, g):
+        vv, sig = ctx.saved_tensors
+        n = ctx.n
+        k = vv.shape[0] - n
+        coef = torch.empty(vv.shape[0], dtype=sig.dtype, device=sig.device)
+        coef[:n] = g
+        coef[n:] = -g.sum() / k
+        gp = sig * coef[:, None]
+        gW = gb = gc = None
+        if ctx.needs_input_grad[0]:
+            gW = vv.T @ gp
+        if ctx.needs_input_grad[1]:
+            gb = coef @ vv
+        if ctx.needs_input_grad[2]:
+            gc = gp.sum(0)
+        return gW, gb, gc, None, None, None, None
+
+
+def _fusable(d, value):
+    """Whether ``d.log_prob(value)`` can take the fused CD/PCD path: a single (unbatched) RBM,
+    a PCD/CD normalizer with ``fused=True`` and a ``(n, n_visible)`` floating value."""
+    from ..normalizers import CD, PCD
+
+    norm = d.normalizer
+    return (
+        isinstance(norm, (PCD, CD))
+        and norm.fused
+        and d.weight.dim() == 2
+        and d.visible_bias.dim() == 1
+        and d.hidden_bias.dim() == 1
+        and isinstance(value, torch.Tensor)
+        and value.dim() == 2
+        and value.shape[0] > 0
+        and value.shape[-1] == d.n_visible
+        and not value.requires_grad
+    )
+
+
+def _fused_contrastive_log_prob(d, value):
+    r"""``d.log_prob(value)`` for an RBM with a PCD-k or CD-k normalizer, fused.
+
+    A plain CD-1 / PCD-1 step costs six :math:`B \times n_v \times n_h` products through the
+    generic path (free energy of the data and its backward; the Gibbs step's two products; the
+    free energy of the chains and its backward). Here:
+
+    * the data and the chain rows share one forward product ``[x; v'] W`` and one backward
+      product (:class:`_ContrastiveLogProb`);
+    * CD: the Gibbs step's :math:`x W` is that same data pre-activation (computed first, reused);
+    * PCD: the chain state is the pair :math:`(v', h')`; :math:`h' \sim P(h \mid v')` is drawn
+      from the pre-activation of the joint forward product, so the next call starts at
+      :math:`v \sim P(v \mid h')` and needs only the :math:`h W^\top` product. With fixed
+      parameters this is exactly the same Markov chain; during training the :math:`h` half-step
+      uses the parameters of the previous call (as in scikit-learn's ``BernoulliRBM``).
+
+    Five products per CD-1 / PCD-1 step in all (the minimum), Bernoulli draws by in-place
+    uniforms, no value of :math:`F` computed for the chains (only its gradient is used).
+    """
+    from ..normalizers import PCD, LogZEstimate
+
+    norm = d.normalizer
+    W, b, c = d.weight, d.visible_bias, d.hidden_bias
+    n = value.shape[0]
+    with torch.no_grad():
+        Wd, bd, cd = W.detach(), b.detach(), c.detach()
+        x = value.detach().to(Wd.dtype)
+        if isinstance(norm, PCD):
+            chains, hidden = norm._chain_state(d)
+            k = chains.shape[0]
+            vv = torch.empty(n + k, d.n_visible, dtype=Wd.dtype, device=Wd.device)
+            vv[:n] = x
+            neg = vv[n:]
+            for step in range(norm.num_steps):
+                if step:
+                    hidden = _bernoulli(torch.addmm(cd, neg, Wd))
+                _bernoulli_probs_(torch.addmm(bd, hidden, Wd.T).sigmoid_(), out=neg)
+            pre = torch.addmm(cd, vv, Wd)
+        else:  # CD-k: one chain per data row
+            k = n
+            vv = torch.empty(2 * n, d.n_visible, dtype=Wd.dtype, device=Wd.device)
+            vv[:n] = x
+            neg = vv[n:]
+            pre = torch.empty(2 * n, d.n_hidden, dtype=Wd.dtype, device=Wd.device)
+            torch.addmm(cd, x, Wd, out=pre[:n])
+            start = pre[:n]
+            for step in range(norm.num_steps):
+                if step:
+                    start = torch.addmm(cd, neg, Wd)
+                hidden = _bernoulli_probs_(torch.sigmoid(start))
+                _bernoulli_probs_(torch.addmm(bd, hidden, Wd.T).sigmoid_(), out=neg)
+            torch.addmm(cd, neg, Wd, out=pre[n:])
+        data_term = torch.addmv(F.softplus(pre[:n]).sum(-1), x, bd)
+        sig = pre.sigmoid_()
+        if isinstance(norm, PCD):
+            norm._set_chain_state(neg, _bernoulli_probs_(sig[n:].clone()))
+        v = norm._value_for(d, torch.Size(()))
+        norm.calls += 1
+    log_z = v.log_z.detach().to(Wd.dtype)
+    out = _ContrastiveLogProb.apply(W, b, c, vv, sig, data_term, log_z)
+    d.last_log_z = LogZEstimate(
+        log_z=log_z,
+        kind=v.kind,
+        stderr=v.stderr,
+        ess=v.ess,
+        log_weights=v.log_weights,
+        stale=v.stale,
+        info={**v.info, "fused": True, "negative_samples": k},
+    )
+    return out
 
 
 class GaussianBernoulliRBM(EnergyBasedDistribution):

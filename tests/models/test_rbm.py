@@ -43,8 +43,11 @@ def test_fit_improves_exact_log_likelihood(method):
     # the best factorial (independent units) model: what the RBM must beat
     p = x.mean(0)
     factorial = float((x * p.log() + (1 - x) * (1 - p).log()).sum(1).mean())
-    hist = m.fit(x, method=method, num_steps=150, lr=0.05, progress=False, seed=0)
-    assert hist.method == method and len(hist.losses) == 150
+    # lr 0.03 x 200 steps: full-batch PCD with Adam oscillates on this bimodal data at larger
+    # steps (over seeds 0-9 the fused PCD fit lands in [-3.81, -3.55] here, the factorial
+    # model at -4.15)
+    hist = m.fit(x, method=method, num_steps=200, lr=0.03, progress=False, seed=0)
+    assert hist.method == method and len(hist.losses) == 200
     assert m.log_likelihood(x).mean() > factorial + 0.2
 
 
