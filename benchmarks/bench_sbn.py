@@ -44,7 +44,10 @@ from harness import bench_parser, header  # noqa: E402
 
 from pyrogen.datasets import load_binarized_mnist  # noqa: E402
 from pyrogen.evaluation import LogLikelihood  # noqa: E402
-from pyrogen.infer.importance import importance_log_likelihood  # noqa: E402
+from pyrogen.infer.importance import (  # noqa: E402
+    importance_log_likelihood,
+    log_importance_weights,
+)
 from pyrogen.infer.rws import ReweightedWakeSleep  # noqa: E402
 from pyrogen.infer.score_function import NVIL_ELBO, NeuralBaseline, with_baseline  # noqa: E402
 from pyrogen.infer.wake_sleep import WakeSleep  # noqa: E402
@@ -73,6 +76,16 @@ def make_method(name, x_train, layers, lr, rws_k):
     return model, svi
 
 
+def test_elbo(model, x, num_particles):
+    """ELBO per example, mean of ``num_particles`` one-sample estimates, with its stderr."""
+    with torch.no_grad():
+        lw = torch.cat([log_importance_weights(model.model, model.guide, xb,
+                                               num_particles=num_particles, max_plate_nesting=1)
+                        for xb in x.split(100)], dim=1).double()
+    return LogLikelihood(values=lw.mean(0), kind="elbo",
+                         stderr=lw.std(0) / math.sqrt(num_particles))
+
+
 def main():
     ap = bench_parser(__doc__.splitlines()[0])
     ap.add_argument("--budget-min", type=float, default=25.0)
@@ -91,7 +104,13 @@ def main():
     ap.add_argument("--eval-minutes", type=float, default=None,
                     help="per-method evaluation budget: stop after the block that exceeds it")
     ap.add_argument("--eval-block", type=int, default=100, help="test images per block")
+    ap.add_argument("--eval-methods", type=str, default=None,
+                    help="comma-separated subset of --methods to evaluate by IS (default all); "
+                    "the others report their training loss only")
     ap.add_argument("--json", type=str, default=None, help="write the results here")
+    ap.add_argument("--n-elbo", type=int, default=1000,
+                    help="test images for the ELBO reported for every method")
+    ap.add_argument("--elbo-particles", type=int, default=10)
     args = ap.parse_args()
     if args.quick:  # smoke test: tiny sizes
         args.budget_min, args.chunk, args.n_eval, args.k = 0.05, 5, 4, 50
@@ -111,7 +130,8 @@ def main():
     train = load_binarized_mnist(path, split="train", limit=args.train_limit)
     test = load_binarized_mnist(path, split="test")
     x = train.x.float()
-    x_test = test.x.float()[: args.n_eval]
+    x_test_all = test.x.float()
+    x_test = x_test_all[: args.n_eval]
     n = x.shape[0]
     layers = [int(s) for s in args.layers.split(",")]
     methods = args.methods.split(",")
@@ -122,6 +142,7 @@ def main():
     steps = dict.fromkeys(methods, 0)
     sec_per_step = {m: [] for m in methods}
     recent = {m: [] for m in methods}
+    history = {m: [] for m in methods}  # (epochs, mean training loss/ex of the chunk)
     steps_per_epoch = math.ceil(n / args.batch_size)
     t_start = time.perf_counter()
     rnd = 0
@@ -137,6 +158,7 @@ def main():
             sec_per_step[m].append((time.perf_counter() - t0) / args.chunk)
             steps[m] += args.chunk
             recent[m] = losses
+            history[m].append((steps[m] / steps_per_epoch, statistics.mean(losses)))
         rnd += 1
         if rnd % 5 == 0:
             msg = "; ".join(
@@ -151,11 +173,35 @@ def main():
                "data": str(train.info), "layers": layers, "batch_size": args.batch_size,
                "lr": args.lr, "rws_k": args.rws_k, "budget_min": args.budget_min, "k": args.k,
                "methods": {}}
+    eval_methods = methods if not args.eval_methods else args.eval_methods.split(",")
     for m in methods:
         model, _ = runs[m]
         if args.save_dir:
             os.makedirs(args.save_dir, exist_ok=True)
             model.save(os.path.join(args.save_dir, f"sbn_{m}.pt"))
+    for m in methods:
+        ep = steps[m] / steps_per_epoch
+        med = statistics.median(sec_per_step[m])
+        summary["methods"][m] = {
+            "epochs": ep, "steps": steps[m], "sec_per_epoch_median": med * steps_per_epoch,
+            "final_train_loss_per_example": statistics.mean(recent[m]) if recent[m] else None,
+            "train_loss_history": history[m],
+        }
+        elbo = test_elbo(model, x_test_all[: args.n_elbo], args.elbo_particles)
+        summary["methods"][m]["test_elbo"] = elbo.to_dict()
+        out(f"{m}: epochs={ep:.2f} steps={steps[m]} sec/epoch(median)={med * steps_per_epoch:.1f} "
+            f"final training loss/ex (last chunk) "
+            f"{summary['methods'][m]['final_train_loss_per_example']:.2f}; test ELBO "
+            f"({args.elbo_particles} samples, first {len(elbo)} test images) {elbo}")
+    base = statistics.median(sec_per_step[methods[0]])
+    summary["time_per_step_ratio_to_" + methods[0]] = {
+        m: statistics.median(sec_per_step[m]) / base for m in methods}
+    if args.json:
+        with open(args.json + ".tmp", "w") as f:
+            json.dump(summary, f, indent=2)
+        os.replace(args.json + ".tmp", args.json)
+    for m in eval_methods:
+        model, _ = runs[m]
         t_eval = time.perf_counter()
         vals, ses, ess = [], [], []
         for start in range(0, x_test.shape[0], args.eval_block):
@@ -180,17 +226,14 @@ def main():
             f"[{ll.kind}, stochastic lower bound]; min ESS {ll.info['min_ess']:.1f}; "
             f"data-sampling sd/sqrt(n) = {data_se:.2f}; "
             f"eval {ll.info['seconds']:.0f}s")
-        summary["methods"][m] = {
-            "epochs": ep, "steps": steps[m], "sec_per_epoch_median": med * steps_per_epoch,
-            "final_train_loss_per_example": statistics.mean(recent[m]) if recent[m] else None,
+        summary["methods"][m].update({
             "test_is": ll.to_dict(), "n_test": len(ll), "data_sampling_se": data_se,
             "eval_seconds": ll.info["seconds"],
-        }
+        })
         if args.json:
             with open(args.json + ".tmp", "w") as f:
                 json.dump(summary, f, indent=2)
             os.replace(args.json + ".tmp", args.json)
-    base = statistics.median(sec_per_step[methods[0]])
     out("time per step ratio to " + methods[0] + ": " + ", ".join(
         f"{m}={statistics.median(sec_per_step[m]) / base:.2f}" for m in methods))
     return results
