@@ -4,7 +4,7 @@ from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .factor import PPCA, FactorAnalysis
 from .ica import ICA, BayesianNoisyICA, NoisyICA
-from .rbm import BernoulliRBM
+from .rbm import BernoulliRBM, GaussianBernoulliRBM
 from .sbn import FVSBN, HelmholtzMachine, SigmoidBeliefNet
 from .sfa import ProbabilisticSFA, SlowFeatureAnalysis
 from .sparse_coding import SparseCoding
@@ -29,6 +29,7 @@ __all__ = [
     "VAE",
     "ConditionalVAE",
     "BernoulliRBM",
+    "GaussianBernoulliRBM",
     "SigmoidBeliefNet",
     "HelmholtzMachine",
     "FVSBN",

@@ -183,6 +183,14 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    specs.append(
+        ModelSpec(
+            "GaussianBernoulliRBM",
+            lambda: m.GaussianBernoulliRBM(4, 3, sample_steps=5).double(),
+            _gaussian_data(4),
+            {"num_steps": 5},
+        )
+    )
     # sigmoid belief nets (pyrogen/models/sbn.py): exact log-likelihood by enumeration for
     # few hidden units, importance-sampled otherwise
     specs.append(
