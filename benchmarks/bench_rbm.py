@@ -368,4 +368,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-

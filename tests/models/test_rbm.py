@@ -166,9 +166,7 @@ def test_gbrbm_exact_density_integrates_to_one():
     grid = torch.cartesian_prod(t, t)
     ll = m.log_likelihood(grid)
     assert ll.kind == "exact"
-    torch.testing.assert_close(
-        float(ll.values.exp().sum() * 0.04**2), 1.0, atol=1e-3, rtol=0
-    )
+    torch.testing.assert_close(float(ll.values.exp().sum() * 0.04**2), 1.0, atol=1e-3, rtol=0)
 
 
 def test_gbrbm_ais_log_z_matches_exact():
