@@ -610,7 +610,7 @@ def _fused_contrastive_log_prob(d, value):
         data_term = torch.addmv(F.softplus(pre[:n]).sum(-1), x, bd)
         sig = pre.sigmoid_()
         if isinstance(norm, PCD):
-            norm._set_chain_state(neg, _bernoulli_probs_(sig[n:].clone()))
+            norm._set_chain_state(neg, _bernoulli_probs_(sig[n:]))
         v = norm._value_for(d, torch.Size(()))
         norm.calls += 1
     log_z = v.log_z.detach().to(Wd.dtype)
