@@ -51,10 +51,15 @@ Methods
     piecewise-quadratic objective on the segment. The objective decreases at every step and the
     method terminates at the exact solution (up to rounding) in about
     :math:`\lVert h^\star\rVert_0 / \text{add\_per\_step}` + a few iterations, whatever the
-    conditioning of :math:`G`. Rows it cannot finish (a singular active block) are finished by
-    FISTA, so every result carries its certificate.
-    Cost per iteration: one ``(r, K) x (K, K)`` product on the ``r`` unfinished rows plus a
-    batched ``(m, m)`` Cholesky, ``m`` the largest active set among them.
+    conditioning of :math:`G`; a row stops as soon as its duality gap meets the tolerance. Rows
+    it cannot finish (a singular active block) are finished by FISTA, so every result carries
+    its certificate.
+    The codes are sparse, so the implementation never touches a dense ``(K, K)`` product per
+    row: active sets are kept as index/value slots, the gradient :math:`Gh - q` is a
+    sparse-times-dense product (:math:`O(|A| K)` per row), the line search sorts the
+    sign-change points (:math:`O(|A|\log|A|)`), only rows whose active set is optimal compute
+    the full gradient, and rows are bucketed by active-set size so that the batched Cholesky
+    factorizations of the padded blocks stay small.
 
 References
 ----------
@@ -273,154 +278,257 @@ def _admm(h, G, q, xx, alpha, rho, thresh, max_iter, check_every=10):
 # ---------------------------------------------------------------------------------------------
 # feature-sign search (an active-set method), batched over rows
 # ---------------------------------------------------------------------------------------------
-def _gather_block(G, mask):
-    """Padded active blocks: ``order`` (n, m) with the active indices first, ``valid`` (n, m)
-    and ``Gs`` (n, m, m) = ``G[A, A]`` with the identity on the padding."""
-    n, K = mask.shape
-    counts = mask.sum(-1)
-    m = max(int(counts.max()), 1) if n else 1
-    rows, cols = mask.nonzero(as_tuple=True)  # row-major: each row's columns in order
-    starts = torch.cumsum(counts, 0) - counts
-    pos = torch.arange(rows.numel(), device=mask.device) - starts[rows]
-    order = torch.zeros(n, m, dtype=torch.long, device=mask.device)
-    order[rows, pos] = cols
-    valid = torch.arange(m, device=mask.device) < counts.unsqueeze(-1)
-    Gs = G[order.unsqueeze(-1), order.unsqueeze(-2)]
+def _sparse_rows_times(order, val, G):
+    """``H @ G`` for rows ``H`` stored as slots: ``H[i, order[i, s]] += val[i, s]``.
+
+    Cost :math:`O(r\\, m\\, K)` for ``r`` rows with ``m`` slots, instead of :math:`O(r K^2)` for
+    the dense product (padding slots carry zeros, so duplicate indices are harmless).
+    """
+    r, m = order.shape
+    rows = torch.arange(r, device=order.device).repeat_interleave(m)
+    h = torch.sparse_coo_tensor(
+        torch.stack([rows, order.reshape(-1)]), val.reshape(-1), (r, G.shape[0]),
+        check_invariants=False,
+    )
+    return torch.sparse.mm(h, G)
+
+
+def _dense_rows(order, val, K):
+    """The dense ``(r, K)`` rows of the slot representation (see :func:`_sparse_rows_times`)."""
+    return torch.zeros(order.shape[0], K, dtype=val.dtype, device=val.device).scatter_add_(
+        1, order, val
+    )
+
+
+def _compact(valid, *tensors):
+    """Move every row's valid slots to the front (stable) and trim to the largest count."""
+    perm = torch.argsort((~valid).to(torch.int8), dim=-1, stable=True)
+    m = max(int(valid.sum(-1).max()) if valid.shape[0] else 0, 1)
+    perm = perm[:, :m]
+    return [torch.gather(valid, 1, perm)] + [torch.gather(t, 1, perm) for t in tensors]
+
+
+def _block_gram(Gflat, K, order, valid):
+    """Active blocks ``G[A_i, A_i]`` of shape ``(r, m, m)``, the identity on padding slots."""
+    r, m = order.shape
+    Gs = torch.take(Gflat, (order * K).unsqueeze(-1) + order.unsqueeze(-2))
     vv = valid.unsqueeze(-1) & valid.unsqueeze(-2)
-    eye = torch.eye(m, dtype=G.dtype, device=G.device).expand(n, m, m)
-    return order, valid, torch.where(vv, Gs, eye)
+    eye = torch.eye(m, dtype=Gflat.dtype, device=Gflat.device).expand(r, m, m)
+    return torch.where(vv, Gs, eye)
+
+
+def _buckets(counts, max_rows, min_rows):
+    """Group rows by active-set size so that the padded blocks stay small.
+
+    Returns ``perm`` (rows sorted by count) and ``[(start, stop, m)]`` slices of it whose
+    padded size ``m`` is at most a third (and at least 3) above the slice's smallest count,
+    unless the slice would hold fewer than ``min_rows`` rows; slices hold at most about
+    ``max_rows`` rows.
+    """
+    perm = torch.argsort(counts)
+    values, sizes = torch.unique_consecutive(counts.index_select(0, perm), return_counts=True)
+    out = []
+    start = stop = 0
+    c0 = last = None
+    for c, k in zip(values.tolist(), sizes.tolist()):
+        if c0 is not None and stop - start >= min_rows and (
+            c > c0 + max(3, c0 // 3) or stop - start + k > max_rows
+        ):
+            out.append((start, stop, max(last, 1)))
+            start, c0 = stop, None
+        if c0 is None:
+            c0 = c
+        stop += k
+        last = c
+    out.append((start, stop, max(last, 1)))
+    return perm, out
 
 
 def _line_search(h_a, delta, Gs, g_a, valid, alpha):
     """Exact minimization of the Lasso objective on the segment ``h_A + t delta``, t in [0, 1].
 
-    ``f(t) = a t^2 + b t + alpha |h_A + t delta|_1`` (+ const) is convex and piecewise quadratic;
-    it is minimized on every piece between consecutive sign-change points and the best piece is
-    kept. Returns the new active values and whether the objective decreased.
+    Along the segment the objective is (up to a constant)
+    :math:`f(t) = a t^2 + b t + \\alpha\\lVert h_A + t\\delta\\rVert_1`, convex and piecewise
+    quadratic with kinks at the sign-change points :math:`t_j = -h_j/\\delta_j \\in (0, 1)`.
+    Crossing :math:`t_j` raises the slope of the :math:`\\ell_1` part by
+    :math:`2|\\delta_j|`, so after sorting the kinks the derivative on every piece is a
+    cumulative sum, and the minimizer lies on the first piece whose right-end derivative is
+    :math:`\\ge 0`: :math:`O(m \\log m)` per row. Returns the new active values (coordinates
+    stopped exactly at their kink are set to zero) and whether the row moved (``t > 0``, a
+    strict decrease of the objective).
     """
-    zero = torch.zeros((), dtype=h_a.dtype, device=h_a.device)
-    one = torch.ones((), dtype=h_a.dtype, device=h_a.device)
-    Gd = torch.bmm(Gs, delta.unsqueeze(-1)).squeeze(-1)
-    a2 = 0.5 * (delta * Gd).sum(-1, keepdim=True)
+    dt = h_a.dtype
+    zero = torch.zeros((), dtype=dt, device=h_a.device)
+    inf = torch.full((), float("inf"), dtype=dt, device=h_a.device)
+    a2 = (delta * torch.bmm(Gs, delta.unsqueeze(-1)).squeeze(-1)).sum(-1, keepdim=True)  # 2a
     b1 = (g_a * delta).sum(-1, keepdim=True)
-    bp = torch.where(delta != 0, -h_a / torch.where(delta != 0, delta, one), -one)
-    bp = torch.where(valid & (bp > 0) & (bp < 1), bp, one)
-    knots = torch.cat([torch.zeros_like(bp[:, :1]), bp, torch.ones_like(bp[:, :1])], dim=1)
-    knots = torch.sort(knots, dim=-1).values  # (r, m + 2)
-    lo, hi = knots[:, :-1], knots[:, 1:]
-    mid = 0.5 * (lo + hi)
-    sgn = torch.sign(h_a.unsqueeze(1) + mid.unsqueeze(-1) * delta.unsqueeze(1))
-    slope = torch.where(valid.unsqueeze(1), sgn * delta.unsqueeze(1), zero).sum(-1)
-    t_star = -(b1 + alpha * slope) / (2.0 * a2).clamp(min=torch.finfo(h_a.dtype).tiny)
-    ts = torch.minimum(torch.maximum(t_star, lo), hi)  # (r, m + 1)
-    pts = h_a.unsqueeze(1) + ts.unsqueeze(-1) * delta.unsqueeze(1)
-    l1 = torch.where(valid.unsqueeze(1), pts.abs(), zero).sum(-1)
-    f = a2 * ts * ts + b1 * ts + alpha * l1
-    f0 = alpha * torch.where(valid, h_a.abs(), zero).sum(-1)
-    best = torch.argmin(f, dim=-1, keepdim=True)
-    t_best = torch.gather(ts, 1, best)
-    f_best = torch.gather(f, 1, best).squeeze(-1)
-    moved = f_best < f0 - 1e-15 * f0.abs()
-    t_best = torch.where(moved.unsqueeze(-1), t_best, torch.zeros_like(t_best))
-    new_a = h_a + t_best * delta
-    # coordinates whose sign-change point was chosen land exactly on zero
-    hit = (bp == t_best) & (bp < 1)
-    return torch.where(hit | ~valid, zero, new_a), moved
+    nz = h_a != 0
+    moving = delta != 0
+    kink = -h_a / torch.where(moving, delta, torch.ones_like(delta))
+    cross = valid & nz & moving & (kink > 0) & (kink < 1)
+    kink = torch.where(cross, kink, inf)
+    ad = delta.abs()
+    # slope of the l1 part just right of t = 0: sign(h_j) delta_j, or |delta_j| where h_j = 0
+    s0 = torch.where(valid, torch.where(nz, torch.sign(h_a) * delta, ad), zero).sum(
+        -1, keepdim=True
+    )
+    ks, perm = torch.sort(kink, dim=-1)
+    w = torch.where(torch.isfinite(ks), 2.0 * torch.gather(ad, 1, perm), zero)
+    slope = s0 + torch.cat([torch.zeros_like(s0), torch.cumsum(w, -1)], -1)  # (r, m + 1)
+    one = torch.ones_like(s0)
+    ks = torch.minimum(ks, one)
+    lo = torch.cat([torch.zeros_like(s0), ks], -1)
+    hi = torch.cat([ks, one], -1)
+    c = b1 + alpha * slope  # f'(t) = a2 t + c on each piece
+    up = (a2 * hi + c) >= 0
+    first = torch.argmax(up.to(torch.int8), dim=-1, keepdim=True)
+    first = torch.where(up.any(-1, keepdim=True), first, torch.full_like(first, hi.shape[1] - 1))
+    t = torch.gather(-c, 1, first) / a2.clamp(min=torch.finfo(dt).tiny)
+    t = torch.minimum(torch.maximum(t, torch.gather(lo, 1, first)), torch.gather(hi, 1, first))
+    moved = t.squeeze(-1) > 0
+    new_a = torch.where(cross & (kink == t) | ~valid, zero, h_a + t * delta)
+    return torch.where(moved.unsqueeze(-1), new_a, h_a), moved
 
 
-def _feature_sign(G, q, xx, alpha, thresh, max_iter, add_per_step=4, kkt_rtol=None):
+def _feature_sign(G, q, xx, alpha, thresh, max_iter, add_per_step=3, max_rows=1024,
+                  min_rows=64):
     """Feature-sign search (Lee et al. 2007) batched over rows, ``add_per_step`` atoms at once.
 
-    Each iteration, for every unfinished row: if the active set ``A`` is optimal for its signs
-    (``|g_j + alpha sign(h_j)|`` small on ``A``), the zero coordinates violating
-    ``|g_j| <= alpha`` the most join ``A`` with sign ``-sign(g_j)``; then the sign-constrained
-    quadratic ``h_A = G_AA^{-1}(q_A - alpha theta_A)`` is solved (batched Cholesky on padded
-    blocks) and a discrete line search over the sign-change points of the segment keeps the
-    objective decreasing; coordinates that reach zero leave ``A``.
+    Every row keeps its active set ``A`` as slots (``order``: atom indices, ``val``: values,
+    ``valid``), so no step costs :math:`O(K^2)` per row. Each iteration:
+
+    1. rows whose active set is optimal for its signs get the full gradient
+       :math:`g = G h - q` (a sparse-times-dense product, :math:`O(|A| K)`) and its duality
+       gap; a row with no violator of :math:`|g_j| \\le \\alpha`, or whose gap already meets
+       the tolerance, is finished, otherwise its worst violators (at most ``add_per_step``)
+       join ``A`` with sign :math:`-\\operatorname{sign}(g_j)`;
+    2. every row solves the sign-constrained quadratic
+       :math:`h_A = G_{AA}^{-1}(q_A - \\alpha\\theta_A)` (batched Cholesky, rows bucketed by
+       :math:`|A|` to keep the padding small); a sign-consistent solution is taken whole (the
+       active set is then optimal), otherwise the exact line search of :func:`_line_search`
+       keeps the objective decreasing and coordinates reaching zero leave ``A``.
+
+    A row that cannot descend adds one atom at a time (classic feature-sign); if even that
+    fails, or its block is singular, it is returned with an infinite gap for FISTA to finish.
     """
     n, K = q.shape
-    if kkt_rtol is None:  # 1e-10 in float64; rounding-limited in lower precision
-        kkt_rtol = max(1e-10, 100.0 * torch.finfo(q.dtype).eps)
-    zero = torch.zeros((), dtype=q.dtype, device=q.device)
+    dev, dt = q.device, q.dtype
+    Gflat = G.reshape(-1)
+    zero = torch.zeros((), dtype=dt, device=dev)
+    big = torch.finfo(dt).max
+    tiny = torch.finfo(dt).tiny
     h_out = torch.zeros_like(q)
-    gap_out = torch.full((n,), float("inf"), dtype=q.dtype, device=q.device)
-    idx = torch.arange(n, device=q.device)
-    h = torch.zeros_like(q)
-    theta = torch.zeros_like(q)
+    gap_out = torch.full((n,), float("inf"), dtype=dt, device=dev)
+    idx = torch.arange(n, device=dev)
+    order = torch.zeros(n, 1, dtype=torch.long, device=dev)
+    val = torch.zeros(n, 1, dtype=dt, device=dev)
+    valid = torch.zeros(n, 1, dtype=torch.bool, device=dev)
+    optimal = torch.ones(n, dtype=torch.bool, device=dev)
+    k_row = torch.full((n,), add_per_step, dtype=torch.long, device=dev)
+    kk = min(add_per_step, K)
+    rank = torch.arange(kk, device=dev)
     it = 0
-    scale = q.abs().amax(-1, keepdim=True).clamp(min=alpha, max=None) + alpha
-    k_row = torch.full((n,), add_per_step, dtype=torch.long, device=q.device)
     while idx.numel() > 0 and it < max_iter:
         it += 1
-        qk = q[idx]
-        g = h @ G - qk  # gradient of the smooth part
-        active = theta != 0
-        # optimality on the active set
-        kkt_a = torch.where(active, (g + alpha * theta).abs(), zero).amax(-1)
-        viol = torch.where(active, zero, g.abs() - alpha)  # > 0 : zero coordinate violates
-        add_rows = kkt_a <= kkt_rtol * scale[:, 0]
-        has_viol = (viol > 0).any(-1)
-        # finished rows: active set optimal and no violator -> certify with the gap
-        fin = add_rows & ~has_viol
+        r = idx.numel()
+        # 1. optimal rows: full gradient, finish or pick violators
+        add_sel = torch.zeros(r, kk, dtype=torch.bool, device=dev)
+        add_j = torch.zeros(r, kk, dtype=torch.long, device=dev)
+        add_s = torch.zeros(r, kk, dtype=dt, device=dev)
+        fin = torch.zeros(r, dtype=torch.bool, device=dev)
+        o_rows = optimal.nonzero().squeeze(-1)
+        if o_rows.numel():
+            oo, vo, va = (t.index_select(0, o_rows) for t in (order, val, valid))
+            qo = q.index_select(0, idx.index_select(0, o_rows))
+            Gh = _sparse_rows_times(oo, vo, G)
+            g = Gh - qo
+            absg = g.abs()
+            dual_norm = absg.amax(-1)
+            absg.scatter_add_(1, oo, va.to(dt) * (-big))  # active coordinates never "violate"
+            top_v, top_j = torch.topk(absg, kk, dim=-1)
+            add_sel[o_rows] = (top_v > alpha) & (rank < k_row.index_select(0, o_rows)[:, None])
+            add_j[o_rows] = top_j
+            add_s[o_rows] = -torch.sign(torch.gather(g, 1, top_j))
+            # duality gap in slot form (the certificate; see the module docstring)
+            o_idx = idx.index_select(0, o_rows)
+            hGh = (vo * torch.gather(Gh, 1, oo)).sum(-1)
+            qh = (vo * torch.gather(qo, 1, oo)).sum(-1)
+            xo = xx.index_select(0, o_idx)
+            r2 = (xo + hGh - 2.0 * qh).clamp(min=0.0)
+            if alpha > 0:
+                s = torch.clamp(alpha / dual_norm.clamp(min=tiny), max=1.0)
+            else:
+                s = torch.ones_like(dual_norm)
+            gap = 0.5 * (1.0 + s * s) * r2 + alpha * vo.abs().sum(-1) - s * (xo - qh)
+            # finished: no violator left, or already certified to the tolerance (alpha > 0: for
+            # alpha = 0 the scaled residual is not dual feasible, so only the KKT test counts)
+            done = top_v[:, 0] <= alpha
+            if alpha > 0:
+                done = done | (gap <= thresh.index_select(0, o_idx))
+            if bool(done.any()):
+                d_rows = o_rows[done]
+                gap_out[o_idx[done]] = gap[done]
+                h_out[o_idx[done]] = _dense_rows(oo[done], vo[done], K)
+                fin[d_rows] = True
         if bool(fin.any()):
-            obj, gap = _gram_stats(h[fin], g[fin] + qk[fin], qk[fin], xx[idx[fin]], alpha)
-            h_out[idx[fin]] = h[fin]
-            gap_out[idx[fin]] = gap
             keep = ~fin
-            idx, h, theta, g, viol, add_rows, qk = (
-                idx[keep], h[keep], theta[keep], g[keep], viol[keep], add_rows[keep], qk[keep]
+            idx, order, val, valid, optimal, k_row, add_sel, add_j, add_s = (
+                t[keep] for t in (idx, order, val, valid, optimal, k_row, add_sel, add_j, add_s)
             )
-            scale, k_row = scale[keep], k_row[keep]
             if idx.numel() == 0:
                 break
-        # add the worst violators (rows whose active set is optimal)
-        k = min(add_per_step, K)
-        top_v, top_j = torch.topk(viol, k, dim=-1)
-        rank = torch.arange(k, device=q.device)
-        sel = (top_v > 0) & add_rows.unsqueeze(-1) & (rank < k_row.unsqueeze(-1))
-        new_theta = -torch.sign(torch.gather(g, 1, top_j))
-        cur = torch.gather(theta, 1, top_j)
-        theta = theta.scatter(1, top_j, torch.where(sel, new_theta, cur))
-        # sign-constrained quadratic on the active set
-        mask = theta != 0
-        order, valid, Gs = _gather_block(G, mask)
-        rhs = torch.gather(qk - alpha * theta, 1, order)
-        rhs = torch.where(valid, rhs, zero)
-        with _one_thread(Gs.device):
-            chol, info = torch.linalg.cholesky_ex(Gs)
-            sol = torch.cholesky_solve(rhs.unsqueeze(-1), chol).squeeze(-1)
-        sol = torch.where(valid, sol, zero)
-        ok = (info == 0) & torch.isfinite(sol).all(-1)
-        h_a = torch.where(valid, torch.gather(h, 1, order), zero)
-        theta_a = torch.gather(theta, 1, order)
-        # sign-consistent solution: no sign change on the segment, so the full step is the
-        # exact minimizer along it; only the other rows need the line search
-        consistent = ok & (~valid | (torch.sign(sol) == theta_a)).all(-1)
-        new_a = torch.where(valid, sol, zero)
-        moved = consistent.clone()
-        ls = ok & ~consistent
-        if bool(ls.any()):
-            new_ls, moved_ls = _line_search(
-                h_a[ls], sol[ls] - h_a[ls], Gs[ls], torch.gather(g[ls], 1, order[ls]), valid[ls],
-                alpha,
-            )
-            new_a[ls] = new_ls
-            moved[ls] = moved_ls
-        new_a = torch.where(ok.unsqueeze(-1), new_a, h_a)
-        # a row that could not descend adds a single atom next time (classic feature-sign);
-        # if even that fails it is handed to FISTA
+            r = idx.numel()
+        # 2. grow the active sets: new slots start at zero with sign -sign(g_j)
+        valid, order, val, theta = _compact(
+            torch.cat([valid, add_sel], 1),
+            torch.cat([order, add_j], 1),
+            torch.cat([val, torch.zeros_like(add_s)], 1),
+            torch.cat([torch.sign(val), add_s], 1),
+        )
+        # 3. sign-constrained quadratic on every active set, bucketed by size
+        perm, buckets = _buckets(valid.sum(-1), max_rows, min_rows)
+        new_val = val.clone()
+        moved = torch.zeros(r, dtype=torch.bool, device=dev)
+        consistent = torch.zeros(r, dtype=torch.bool, device=dev)
+        ok_all = torch.ones(r, dtype=torch.bool, device=dev)
+        for s0, s1, m in buckets:
+            rows = perm[s0:s1]
+            o_b, va_b, h_b, th_b = (t[:, :m].index_select(0, rows)
+                                    for t in (order, valid, val, theta))
+            Gs = _block_gram(Gflat, K, o_b, va_b)
+            q_b = torch.where(va_b, torch.gather(q.index_select(0, idx[rows]), 1, o_b), zero)
+            with _one_thread(dev):
+                chol, info = torch.linalg.cholesky_ex(Gs)
+                sol = torch.cholesky_solve((q_b - alpha * th_b).unsqueeze(-1), chol).squeeze(-1)
+            sol = torch.where(va_b, sol, zero)
+            ok = (info == 0) & torch.isfinite(sol).all(-1)
+            # a sign-consistent solution is the exact minimizer along the segment
+            cons = ok & (~va_b | (torch.sign(sol) == th_b)).all(-1)
+            new_b = torch.where(cons.unsqueeze(-1), sol, h_b)
+            mv = cons.clone()
+            ls = ok & ~cons
+            if bool(ls.any()):
+                h_l, Gs_l = h_b[ls], Gs[ls]
+                g_l = torch.bmm(Gs_l, h_l.unsqueeze(-1)).squeeze(-1) - q_b[ls]
+                new_b[ls], mv[ls] = _line_search(h_l, sol[ls] - h_l, Gs_l, g_l, va_b[ls], alpha)
+            new_val[rows, :m] = new_b
+            moved[rows], consistent[rows], ok_all[rows] = mv, cons, ok
+        val = new_val
+        valid = valid & (val != 0)
+        # a row that did not move keeps its (optimal) active set and adds one atom next time;
+        # if it already added only one, it is stuck (rounding): FISTA finishes it
         stuck = ~moved & (k_row == 1)
+        optimal = consistent | ~moved
         k_row = torch.where(moved, torch.full_like(k_row, add_per_step), torch.ones_like(k_row))
-        h = torch.zeros_like(h).scatter_add(1, order, new_a)  # padding adds zeros
-        theta = torch.sign(h)
-        # rows that cannot descend or whose Cholesky failed (singular block): leave to FISTA
-        bad = stuck | ~ok
+        bad = stuck | ~ok_all
         if bool(bad.any()):
-            h_out[idx[bad]] = h[bad]
+            h_out[idx[bad]] = _dense_rows(order[bad], val[bad], K)
             keep = ~bad
-            idx, h, theta, scale, k_row = idx[keep], h[keep], theta[keep], scale[keep], k_row[keep]
+            idx, order, val, valid, optimal, k_row = (
+                t[keep] for t in (idx, order, val, valid, optimal, k_row)
+            )
     if idx.numel() > 0:
-        h_out[idx] = h
+        h_out[idx] = _dense_rows(order, val, K)
     return h_out, gap_out, it
 
 
@@ -478,7 +586,8 @@ def solve_lasso(
     Notes
     -----
     Cost: forming :math:`G` is :math:`O(DK^2)` and :math:`q` is :math:`O(nDK)`; each iteration
-    is then :math:`O(nK^2)`, independent of ``n_features``.
+    is then :math:`O(nK^2)` for FISTA/ADMM and :math:`O(n(|A| K + |A|^3))` for feature-sign
+    (:math:`|A|` the active-set size), independent of ``n_features``.
     """
     x, alpha = _check_problem(x, weight, alpha, bias)
     method = check_choice(method, "method", LASSO_METHODS)
@@ -528,5 +637,12 @@ def solve_lasso(
             h, gap, it = _admm(h0, G, q, xx, alpha, rho, thresh, max_iter)
         codes[sl], gaps[sl] = h, gap
         n_iter = max(n_iter, it)
-    obj, gaps = _gram_stats(codes, codes @ G, q_all, xx_all, alpha)
+    # independent final certificate; sparse codes make ``codes @ G`` cheap as a sparse product
+    if codes.layout == torch.strided and codes.device.type == "cpu" and n > 0 and (
+        int((codes != 0).sum()) < 0.25 * codes.numel()
+    ):
+        Gh_all = torch.sparse.mm(codes.to_sparse(), G)
+    else:
+        Gh_all = codes @ G
+    obj, gaps = _gram_stats(codes, Gh_all, q_all, xx_all, alpha)
     return LassoResult(codes, obj, gaps, gaps <= tol * xx_all, n_iter)
