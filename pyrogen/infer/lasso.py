@@ -278,16 +278,15 @@ def _admm(h, G, q, xx, alpha, rho, thresh, max_iter, check_every=10):
 # ---------------------------------------------------------------------------------------------
 # feature-sign search (an active-set method), batched over rows
 # ---------------------------------------------------------------------------------------------
-def _sparse_rows_times(order, val, G):
-    """``H @ G`` for rows ``H`` stored as slots: ``H[i, order[i, s]] += val[i, s]``.
+def _sparse_rows_times(order, val, valid, G):
+    """``H @ G`` for rows ``H`` stored as slots: ``H[i, order[i, s]] = val[i, s]`` where
+    ``valid[i, s]``.
 
-    Cost :math:`O(r\\, m\\, K)` for ``r`` rows with ``m`` slots, instead of :math:`O(r K^2)` for
-    the dense product (padding slots carry zeros, so duplicate indices are harmless).
+    Cost :math:`O(\\mathrm{nnz}(H)\\, K)` instead of :math:`O(r K^2)` for the dense product.
     """
-    r, m = order.shape
-    rows = torch.arange(r, device=order.device).repeat_interleave(m)
+    rows, slots = valid.nonzero(as_tuple=True)
     h = torch.sparse_coo_tensor(
-        torch.stack([rows, order.reshape(-1)]), val.reshape(-1), (r, G.shape[0]),
+        torch.stack([rows, order[rows, slots]]), val[rows, slots], (order.shape[0], G.shape[0]),
         check_invariants=False,
     )
     return torch.sparse.mm(h, G)
@@ -440,7 +439,7 @@ def _feature_sign(G, q, xx, alpha, thresh, max_iter, add_per_step=3, max_rows=10
         if o_rows.numel():
             oo, vo, va = (t.index_select(0, o_rows) for t in (order, val, valid))
             qo = q.index_select(0, idx.index_select(0, o_rows))
-            Gh = _sparse_rows_times(oo, vo, G)
+            Gh = _sparse_rows_times(oo, vo, va, G)
             g = Gh - qo
             absg = g.abs()
             dual_norm = absg.amax(-1)
