@@ -44,8 +44,8 @@ follow NumPyro's (and Stan's) conventions, so the energy BFMI [3]_
 
 .. math::
 
-    \widehat{\mathrm{BFMI}} = \frac{\frac{1}{N-1}\sum_{n=2}^{N} (E_n - E_{n-1})^2}
-    {\frac1N \sum_{n=1}^{N} (E_n - \bar E)^2}
+    \widehat{\mathrm{BFMI}} = \frac{\sum_{n=2}^{N} (E_n - E_{n-1})^2}
+    {\sum_{n=1}^{N} (E_n - \bar E)^2}
 
 means the same for both libraries.
 
@@ -195,7 +195,8 @@ def from_arrays(
     if arviz_major_version() >= 1:
         group_attrs = {"posterior": dict(attrs)} if attrs else None
         return az.from_dict(groups, coords=coords, dims=dims, attrs=group_attrs)
-    return az.from_dict(**groups, coords=coords, dims=dims, attrs=dict(attrs or {}))
+    extra = {"posterior_attrs": dict(attrs)} if attrs else {}
+    return az.from_dict(**groups, coords=coords, dims=dims, attrs=dict(attrs or {}), **extra)
 
 
 # ------------------------------------------------------------------ Pyro sampler statistics
@@ -811,10 +812,10 @@ def _loo_numbers(res) -> dict:
 
 def bfmi(idata) -> np.ndarray | None:
     r"""Energy Bayesian fraction of missing information per chain [3]_ (``arviz.bfmi``),
-    :math:`\frac{1}{N-1}\sum_{n=2}^N (E_n - E_{n-1})^2 \big/ \frac1N \sum_{n=1}^N (E_n -
-    \bar E)^2`, or ``None`` when ``sample_stats`` has no ``energy``. Values below 0.3 mean
-    that resampling the momentum moves the energy too little to explore its distribution
-    (heavy tails, funnels)."""
+    :math:`\sum_{n=2}^N (E_n - E_{n-1})^2 \big/ \sum_{n=1}^N (E_n - \bar E)^2`, or ``None``
+    when ``sample_stats`` has no ``energy``. Values below 0.3 mean that resampling the
+    momentum moves the energy too little to explore its distribution (heavy tails,
+    funnels)."""
     if "sample_stats" not in _group_names(idata) or "energy" not in _group(idata,
                                                                             "sample_stats"):
         return None
