@@ -415,6 +415,7 @@ class _BayesianLinearGaussian(GenerativeModel):
         progress: bool = True,
         callback: Callable | None = None,
         data_info: dict | None = None,
+        backend: str = "pyro",
     ) -> FitHistory:
         r"""Approximate the posterior by SVI or sample it by NUTS; store posterior draws.
 
@@ -463,6 +464,15 @@ class _BayesianLinearGaussian(GenerativeModel):
             SVI only.
         data_info : dict, optional
             Identity of the data, stored in ``self.data_info``.
+        backend : {"pyro", "numpyro"}
+            NUTS implementation. ``"numpyro"`` (needs the ``numpyro`` extra) runs NumPyro NUTS
+            on the twin :func:`pyrogen.numpyro.bayesian_fa` / :func:`~pyrogen.numpyro.
+            bayesian_ppca` (same priors and sites; ARD non-centred as with
+            ``potential="fast"``; ``potential`` is ignored) from the same chain starts, with
+            ``chain_method`` one of ``"sequential"``, ``"parallel"`` (one JAX CPU device per
+            chain, see :func:`pyrogen.numpyro.run_nuts`) or ``"vectorized"``, and stores the
+            draws in the same buffers; :attr:`mcmc` is then the NumPyro ``MCMC``. A float64
+            model runs in float64 (``jax.enable_x64``). ``method="svi"`` ignores it.
 
         Returns
         -------
@@ -474,6 +484,7 @@ class _BayesianLinearGaussian(GenerativeModel):
         method = check_choice(method, "method", self.fit_methods())
         x = self._check_x(x)
         check_choice(init, "init", ("pca", "prior"))
+        check_choice(backend, "backend", ("pyro", "numpyro"))
         if seed is not None:
             pyro.set_rng_seed(check_int(seed, "seed", low=0))
         if data_info is not None:
@@ -493,6 +504,21 @@ class _BayesianLinearGaussian(GenerativeModel):
             history.info["num_posterior_samples"] = num_posterior_samples
             history.info["guide"] = self.config["guide"]
             return history
+        if backend == "numpyro":
+            from ..numpyro.backend import fit_nuts_numpyro
+
+            return fit_nuts_numpyro(
+                self, x,
+                num_samples=check_int(num_samples, "num_samples", low=1),
+                warmup_steps=check_int(warmup_steps, "warmup_steps", low=0),
+                num_chains=check_int(num_chains, "num_chains", low=1),
+                chain_method=check_choice(chain_method, "chain_method",
+                                          ("sequential", "parallel", "vectorized")),
+                target_accept_prob=check_float(target_accept_prob, "target_accept_prob", 0.0,
+                                               1.0, "oo"),
+                max_tree_depth=check_int(max_tree_depth, "max_tree_depth", low=1),
+                init=init, progress=progress, seed=seed,
+            )
         return self._fit_nuts(
             x,
             num_samples=check_int(num_samples, "num_samples", low=1),

@@ -1,0 +1,320 @@
+r"""NumPyro twins of pyrogen's Bayesian linear factor models.
+
+Each function is a NumPyro model with the **same parameterization, priors, site names and
+shapes** as its Pyro counterpart, so posterior draws of one can be compared with (and stored in
+place of) draws of the other:
+
+==============================  ============================================  ==================
+NumPyro function                Pyro counterpart                              sites
+==============================  ============================================  ==================
+:func:`bayesian_fa`             :class:`pyrogen.models.BayesianFactorAnalysis`  alpha, W, noise,
+                                                                              loc, (h), x
+:func:`bayesian_ppca`           :class:`pyrogen.models.BayesianPPCA`          as above, scalar
+                                                                              ``noise``
+:func:`bayesian_noisy_ica`      :class:`pyrogen.models.BayesianNoisyICA`      W, (bias,
+                                (its :meth:`model`)                           noise_scale), h, x
+:func:`bayesian_sparse_coding`  :func:`pyrogen.models.bayesian_sparse_coding  W, noise, (loc),
+                                .bayesian_sparse_coding_model`                h, x
+==============================  ============================================  ==================
+
+All take the data ``x`` (``(n, D)`` array, or ``None`` with ``num_data`` and ``n_features`` to
+draw from the prior predictive) and keyword-only configuration; configuration is static (it is
+closed over when NUTS compiles the potential), so pass it as keyword arguments of
+:func:`pyrogen.numpyro.run_nuts` or bind it with :func:`functools.partial`.
+
+Non-centred ARD. With ``w_prior="ard"`` the pair :math:`(\log\alpha_k, W_{:,k})` forms a funnel
+for switched-off columns. ``noncentered=True`` (the default under ARD) samples
+``W_decentered`` :math:`= W \operatorname{diag}(\alpha)^{1/2} \sim \mathcal N(0, I)` and records
+``W`` as a deterministic site (numpyro's ``LocScaleReparam``): the same posterior of ``W``,
+the parameterization pyrogen's Pyro ``potential="fast"`` NUTS uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro.infer.reparam import LocScaleReparam
+
+from .._validation import check_choice, check_float, check_int
+
+__all__ = [
+    "bayesian_fa",
+    "bayesian_ppca",
+    "bayesian_noisy_ica",
+    "bayesian_sparse_coding",
+    "NOISE_PRIORS",
+    "ICA_SOURCES",
+]
+
+#: default parameters of each noise-variance prior (the same as ``pyrogen.models.
+#: bayesian_factor.NOISE_PRIORS``)
+NOISE_PRIORS: dict[str, tuple[float, ...]] = {
+    "inverse_gamma": (1.0, 0.1),
+    "lognormal": (math.log(0.1), 1.5),
+    "half_cauchy": (1.0,),
+}
+
+#: source densities of :func:`bayesian_noisy_ica` (unit variance, as in
+#: :class:`pyrogen.models.NoisyICA`; the learnt-shape ``"gennorm"`` has no NumPyro twin)
+ICA_SOURCES = ("laplace", "logistic", "student_t")
+
+
+def _shape(x, n_features, num_data):
+    """``(n, D)`` from the data or from ``num_data`` / ``n_features`` (prior predictive)."""
+    if x is not None:
+        if getattr(x, "ndim", None) != 2:
+            raise ValueError(
+                f"x must be a 2-d array (n, n_features). Got {type(x).__name__} with "
+                f"ndim={getattr(x, 'ndim', None)} instead."
+            )
+        n, D = x.shape
+        if n_features is not None and int(n_features) != D:
+            raise ValueError(f"x must have {n_features} columns. Got {D} instead.")
+        return n, D
+    if num_data is None or n_features is None:
+        raise ValueError(
+            "num_data and n_features must be ints when x is None. Got "
+            f"num_data={num_data!r}, n_features={n_features!r} instead."
+        )
+    return check_int(num_data, "num_data", low=1), check_int(n_features, "n_features", low=1)
+
+
+def _noise_dist(noise_prior, noise_params):
+    check_choice(noise_prior, "noise_prior", tuple(NOISE_PRIORS))
+    p = NOISE_PRIORS[noise_prior] if noise_params is None else tuple(noise_params)
+    if len(p) != len(NOISE_PRIORS[noise_prior]):
+        raise ValueError(
+            f"noise_params must be a tuple of {len(NOISE_PRIORS[noise_prior])} float(s) for "
+            f"noise_prior={noise_prior!r}. Got {noise_params!r} instead."
+        )
+    if noise_prior == "inverse_gamma":
+        return dist.InverseGamma(p[0], p[1])
+    if noise_prior == "lognormal":
+        return dist.LogNormal(p[0], p[1])
+    return dist.HalfCauchy(p[0])
+
+
+def _linear_gaussian(x, *, n_components, isotropic, n_features, num_data, w_prior, w_scale,
+                     ard_concentration, ard_rate, noise_prior, noise_params, loc_scale,
+                     noise_floor, likelihood, noncentered):
+    n, D = _shape(x, n_features, num_data)
+    K = check_int(n_components, "n_components", low=1, high=D)
+    check_choice(w_prior, "w_prior", ("ard", "normal"))
+    check_choice(likelihood, "likelihood", ("collapsed", "latent"))
+    if noncentered is None:
+        noncentered = w_prior == "ard"
+    noise_d = _noise_dist(noise_prior, noise_params)
+    if w_prior == "ard":
+        with numpyro.plate("components", K, dim=-1):
+            alpha = numpyro.sample("alpha", dist.Gamma(ard_concentration, ard_rate))
+        scale = jnp.reciprocal(jnp.sqrt(alpha))
+    else:
+        scale = jnp.full((K,), float(w_scale))
+    w_dist = dist.Normal(0.0, scale).expand([D, K]).to_event(1)
+    with numpyro.plate("features", D, dim=-1):
+        if noncentered:
+            with numpyro.handlers.reparam(config={"W": LocScaleReparam(centered=0.0)}):
+                W = numpyro.sample("W", w_dist)
+        else:
+            W = numpyro.sample("W", w_dist)
+        loc = numpyro.sample("loc", dist.Normal(0.0, loc_scale))
+        if not isotropic:
+            noise = numpyro.sample("noise", noise_d)
+    if isotropic:
+        noise = numpyro.sample("noise", noise_d)
+        diag = jnp.broadcast_to(noise, (D,)) + noise_floor
+    else:
+        diag = noise + noise_floor
+    with numpyro.plate("data", n, dim=-1):
+        if likelihood == "collapsed":
+            return numpyro.sample("x", dist.LowRankMultivariateNormal(loc, W, diag), obs=x)
+        h = numpyro.sample("h", dist.Normal(jnp.zeros(K), 1.0).to_event(1))
+        mean = loc + h @ W.T
+        return numpyro.sample("x", dist.Normal(mean, jnp.sqrt(diag)).to_event(1), obs=x)
+
+
+def bayesian_fa(x=None, *, n_components: int, n_features: int | None = None,
+                num_data: int | None = None, w_prior: str = "ard", w_scale: float = 1.0,
+                ard_concentration: float = 1.0, ard_rate: float = 1e-3,
+                noise_prior: str = "inverse_gamma", noise_params=None,
+                loc_scale: float = 10.0, noise_floor: float = 1e-6,
+                likelihood: str = "collapsed", noncentered: bool | None = None):
+    r"""Bayesian factor analysis, the NumPyro twin of
+    :class:`pyrogen.models.BayesianFactorAnalysis`.
+
+    .. math::
+
+        \alpha_k \sim \mathrm{Gamma}(a, b), \quad
+        W_{:,k} \sim \mathcal N(0, \alpha_k^{-1} I), \quad
+        \psi_i \sim p_\psi, \quad b_i \sim \mathcal N(0, s_b^2), \quad
+        x_j \sim \mathcal N(b, W W^\top + \operatorname{diag}(\psi) + \epsilon I)
+
+    (``w_prior="normal"``: :math:`W_{ik} \sim \mathcal N(0, s_W^2)` and no ``alpha``).
+    ``likelihood="collapsed"`` evaluates the marginal as ``LowRankMultivariateNormal``
+    (:math:`O(n D K)` per gradient); ``"latent"`` samples ``h`` (``(n, K)``) and observes
+    :math:`x_j \mid h_j \sim \mathcal N(W h_j + b, \operatorname{diag}(\psi) + \epsilon I)`.
+
+    Parameters
+    ----------
+    x : array, shape ``(n, D)``, optional
+        Observed data; ``None`` draws ``num_data`` rows of ``n_features`` from the prior.
+    n_components : int
+        :math:`K \le D`.
+    n_features, num_data : int, optional
+        Needed only when ``x`` is ``None``.
+    w_prior, w_scale, ard_concentration, ard_rate, noise_prior, noise_params, loc_scale, \
+noise_floor, likelihood
+        As in :class:`pyrogen.models.BayesianFactorAnalysis` (same defaults).
+    noncentered : bool, optional
+        Sample ``W_decentered`` instead of ``W`` (default: ``True`` under ARD); see the
+        module docstring.
+
+    Returns
+    -------
+    array
+        The value of the ``x`` site.
+
+    Examples
+    --------
+    >>> from pyrogen.numpyro import bayesian_fa, run_nuts
+    >>> mcmc = run_nuts(bayesian_fa, x, n_components=3, num_chains=4)  # doctest: +SKIP
+    """
+    return _linear_gaussian(
+        x, n_components=n_components, isotropic=False, n_features=n_features,
+        num_data=num_data, w_prior=w_prior, w_scale=w_scale,
+        ard_concentration=ard_concentration, ard_rate=ard_rate, noise_prior=noise_prior,
+        noise_params=noise_params, loc_scale=loc_scale, noise_floor=noise_floor,
+        likelihood=likelihood, noncentered=noncentered,
+    )
+
+
+def bayesian_ppca(x=None, *, n_components: int, n_features: int | None = None,
+                  num_data: int | None = None, w_prior: str = "ard", w_scale: float = 1.0,
+                  ard_concentration: float = 1.0, ard_rate: float = 1e-3,
+                  noise_prior: str = "inverse_gamma", noise_params=None,
+                  loc_scale: float = 10.0, noise_floor: float = 1e-6,
+                  likelihood: str = "collapsed", noncentered: bool | None = None):
+    r"""Bayesian PPCA (Bishop 1999), the NumPyro twin of :class:`pyrogen.models.BayesianPPCA`:
+    :func:`bayesian_fa` with one noise variance :math:`\sigma^2` (scalar site ``noise``),
+    :math:`x_j \sim \mathcal N(b, W W^\top + (\sigma^2 + \epsilon) I)`. Parameters as in
+    :func:`bayesian_fa`."""
+    return _linear_gaussian(
+        x, n_components=n_components, isotropic=True, n_features=n_features,
+        num_data=num_data, w_prior=w_prior, w_scale=w_scale,
+        ard_concentration=ard_concentration, ard_rate=ard_rate, noise_prior=noise_prior,
+        noise_params=noise_params, loc_scale=loc_scale, noise_floor=noise_floor,
+        likelihood=likelihood, noncentered=noncentered,
+    )
+
+
+def _ica_source(source, df):
+    check_choice(source, "source", ICA_SOURCES)
+    if source == "laplace":
+        return dist.Laplace(0.0, 1.0 / math.sqrt(2.0))
+    if source == "logistic":
+        return dist.Logistic(0.0, math.sqrt(3.0) / math.pi)
+    df = check_float(df, "df", 2.0, None, "oo")
+    return dist.StudentT(df, 0.0, math.sqrt((df - 2.0) / df))
+
+
+def bayesian_noisy_ica(x=None, *, n_components: int, n_features: int | None = None,
+                       num_data: int | None = None, source: str = "laplace", df: float = 5.0,
+                       prior_scale: float = 1.0, bias=None, noise_scale=None,
+                       noise: str = "diagonal", loc_scale: float = 10.0,
+                       noise_scale_prior: float = 1.0):
+    r"""Bayesian noisy ICA, the NumPyro twin of :meth:`pyrogen.models.BayesianNoisyICA.model`.
+
+    .. math::
+
+        W_{dk} \sim \mathcal N(0, \tau^2), \quad h_{jk} \sim p_k \ (\text{unit variance}),
+        \quad x_j \mid h_j, W \sim \mathcal N(W h_j + b, \operatorname{diag}\sigma^2).
+
+    The Pyro model point-estimates :math:`b` and :math:`\sigma` (PyroParams ``bias``,
+    ``noise_scale``): pass their fitted values as ``bias`` / ``noise_scale`` for the exact
+    twin. Left ``None``, they get priors (an extension of the Pyro model):
+    ``bias`` :math:`\sim \mathcal N(0, s_b^2)` per feature and ``noise_scale`` (the noise
+    **standard deviation**) :math:`\sim \mathrm{HalfCauchy}(s_\sigma)`, per feature
+    (``noise="diagonal"``) or one scalar (``"isotropic"``).
+
+    The posterior is symmetric under signed permutations of the columns of :math:`W` (with
+    :math:`h`, for symmetric sources): align draws with
+    :func:`pyrogen.numpyro.signed_permutation_align` before computing r-hat of ``W``.
+
+    Parameters
+    ----------
+    x : array, shape ``(n, D)``, optional
+    n_components : int
+        :math:`K` (``K > D`` allowed).
+    source : {"laplace", "logistic", "student_t"}
+        Unit-variance source density, as in :class:`pyrogen.models.NoisyICA`.
+    df : float
+        Degrees of freedom of ``"student_t"`` (> 2).
+    prior_scale : float
+        :math:`\tau`.
+    bias, noise_scale : array, optional
+        Fixed :math:`b` (``(D,)``) and :math:`\sigma` (``(D,)`` or scalar); ``None`` samples
+        them.
+    noise : {"diagonal", "isotropic"}
+        Shape of the sampled ``noise_scale``.
+    loc_scale, noise_scale_prior : float
+        :math:`s_b` and :math:`s_\sigma`.
+    """
+    n, D = _shape(x, n_features, num_data)
+    K = check_int(n_components, "n_components", low=1)
+    prior_scale = check_float(prior_scale, "prior_scale", 0.0, None, "oo")
+    check_choice(noise, "noise", ("diagonal", "isotropic"))
+    src = _ica_source(source, df)
+    W = numpyro.sample("W", dist.Normal(jnp.zeros((D, K)), prior_scale).to_event(2))
+    if bias is None:
+        with numpyro.plate("features", D, dim=-1):
+            bias = numpyro.sample("bias", dist.Normal(0.0, loc_scale))
+    if noise_scale is None:
+        if noise == "diagonal":
+            with numpyro.plate("features", D, dim=-1):
+                noise_scale = numpyro.sample("noise_scale", dist.HalfCauchy(noise_scale_prior))
+        else:
+            noise_scale = numpyro.sample("noise_scale", dist.HalfCauchy(noise_scale_prior))
+    sigma = jnp.broadcast_to(jnp.asarray(noise_scale), (D,))
+    with numpyro.plate("data", n, dim=-1):
+        h = numpyro.sample("h", src.expand([K]).to_event(1))
+        mean = h @ W.T + bias
+        return numpyro.sample("x", dist.Normal(mean, sigma).to_event(1), obs=x)
+
+
+def bayesian_sparse_coding(x=None, *, n_components: int, n_features: int | None = None,
+                           num_data: int | None = None, lam: float = 1.0,
+                           w_scale: float | None = None, noise_prior: str = "inverse_gamma",
+                           noise_params=None, fit_bias: bool = True, loc_scale: float = 10.0,
+                           noise_floor: float = 1e-6):
+    r"""Bayesian sparse coding, the NumPyro twin of
+    :func:`pyrogen.models.bayesian_sparse_coding.bayesian_sparse_coding_model` (see there
+    for the model and the choice of priors).
+
+    .. math::
+
+        W_{dk} \sim \mathcal N(0, s_W^2), \ s_W = D^{-1/2}, \quad
+        \sigma^2 \sim p_\sigma, \quad b_d \sim \mathcal N(0, s_b^2), \quad
+        h_{jk} \sim \operatorname{Laplace}(0, 2/\lambda), \quad
+        x_j \sim \mathcal N(W h_j + b, (\sigma^2 + \epsilon) I).
+
+    Sites ``W`` (``(D, K)``), ``noise`` (scalar variance), ``loc`` (``(D,)``, only with
+    ``fit_bias``), ``h`` (``(n, K)``), ``x``.
+    """
+    n, D = _shape(x, n_features, num_data)
+    K = check_int(n_components, "n_components", low=1)
+    lam = check_float(lam, "lam", 0.0, None, "oo")
+    s_w = 1.0 / math.sqrt(D) if w_scale is None else check_float(w_scale, "w_scale", 0.0,
+                                                                   None, "oo")
+    noise_d = _noise_dist(noise_prior, noise_params)
+    with numpyro.plate("features", D, dim=-1):
+        W = numpyro.sample("W", dist.Normal(0.0, s_w).expand([D, K]).to_event(1))
+        loc = numpyro.sample("loc", dist.Normal(0.0, loc_scale)) if fit_bias else 0.0
+    noise = numpyro.sample("noise", noise_d)
+    with numpyro.plate("data", n, dim=-1):
+        h = numpyro.sample("h", dist.Laplace(0.0, 2.0 / lam).expand([K]).to_event(1))
+        mean = h @ W.T + loc
+        sd = jnp.sqrt(noise + noise_floor)
+        return numpyro.sample("x", dist.Normal(mean, sd).expand([n, D]).to_event(1), obs=x)
