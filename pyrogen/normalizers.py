@@ -443,12 +443,18 @@ class PCD(_SampleBasedNormalizer):
         distribution's factorial base (``dist.init_chains``).
     fused : bool
         Let :meth:`pyrogen.distributions.RBM.log_prob` take its fused PCD step (default True;
-        unbatched RBMs only): the chain state is then the pair :math:`(v, h)`, :math:`h` drawn
-        from the forward product that the gradient needs anyway, so a PCD-1 step costs the
-        minimal five matrix products. With fixed parameters this is the same Markov chain;
-        during training the :math:`h` half-step uses the previous call's parameters (as in
-        scikit-learn's ``BernoulliRBM``). Calling the normalizer directly (``pcd(dist)``)
-        always takes the generic path.
+        unbatched RBMs only): data and chains share one forward and one backward matrix
+        product, the same Markov chain as the generic path. Calling the normalizer directly
+        (``pcd(dist)``) always takes the generic path.
+    reuse_hidden : bool
+        Fused step only (default False). Keep :math:`h \sim P(h \mid v)` drawn from the
+        forward product the gradient needs anyway as the chains' hidden state, so that the next
+        call starts at :math:`v \sim P(v \mid h)`: a PCD-1 step then costs the minimal five
+        products instead of six. With fixed parameters this is the same Markov chain; during
+        training the :math:`h` half-step uses the previous call's parameters, as in
+        scikit-learn's ``BernoulliRBM`` and the classic Theano PCD code. Measured on a 6x3 RBM
+        trained by Adam at a constant 0.02-0.05 step, this lag cost about 0.05 nats/example
+        of final log-likelihood; with small steps the two agree.
     """
 
     def __init__(
@@ -460,8 +466,14 @@ class PCD(_SampleBasedNormalizer):
         refresh_every: int = 100,
         init: torch.Tensor | None = None,
         fused: bool = True,
+        reuse_hidden: bool = False,
     ):
         super().__init__(num_steps, estimator, refresh_every, fused)
+        if not isinstance(reuse_hidden, bool):
+            raise TypeError(
+                f"reuse_hidden must be a bool. Got {type(reuse_hidden).__name__} instead."
+            )
+        self.reuse_hidden = reuse_hidden
         self.num_chains = check_int(num_chains, "num_chains", low=1)
         self.init = init
         #: the persistent chains, shape ``(num_chains, *param_batch_shape, *event_shape)``
@@ -470,7 +482,10 @@ class PCD(_SampleBasedNormalizer):
         self.hidden: torch.Tensor | None = None
 
     def _repr_args(self):
-        return {"num_chains": self.num_chains, "num_steps": self.num_steps}
+        out = {"num_chains": self.num_chains, "num_steps": self.num_steps}
+        if self.reuse_hidden:
+            out["reuse_hidden"] = True
+        return out
 
     def reset(self) -> None:
         """Forget the persistent chains and the cached value."""
@@ -510,12 +525,11 @@ class PCD(_SampleBasedNormalizer):
         return False
 
     def _chain_state(self, dist):
-        r"""``(chains, hidden)`` for the fused RBM step; draws ``hidden`` from
-        :math:`P(h \mid v)` when the generic path (or a new initialisation) left none."""
+        """``(chains, hidden)`` for the fused RBM step; ``hidden`` is None unless
+        ``reuse_hidden`` and the previous fused step left one for these chains."""
         fresh = self._ensure_chains(dist)
         if fresh or self.hidden is None or self.hidden.shape[-1] != dist.n_hidden:
-            with torch.no_grad():
-                self.hidden = dist.hidden_given_visible(self.chains).sample()
+            self.hidden = None
         return self.chains, self.hidden
 
     def _set_chain_state(self, chains, hidden) -> None:

@@ -257,14 +257,19 @@ def test_fused_rbm_log_prob_matches_generic_value_and_surrogate_gradient():
     # the PCD state after a fused step: visible chains and their hidden draws
     pcd = PCD(num_chains=5)
     RBM(W, b, c, normalizer=pcd).expand((7,)).log_prob(x)
+    assert pcd.chains.shape == (5, 6) and pcd.hidden is None
+    pcd = PCD(num_chains=5, reuse_hidden=True)
+    RBM(W, b, c, normalizer=pcd).expand((7,)).log_prob(x)
     assert pcd.chains.shape == (5, 6) and pcd.hidden.shape == (5, 4)
     pcd(RBM(W, b, c))  # the generic path drops the hidden state
     assert pcd.hidden is None
     with pytest.raises(TypeError, match="fused must be a bool"):
         CD(fused=1)
+    with pytest.raises(TypeError, match="reuse_hidden must be a bool"):
+        PCD(reuse_hidden="yes")
 
 
-@pytest.mark.parametrize("which", ["pcd", "cd"])
+@pytest.mark.parametrize("which", ["pcd", "pcd-reuse-hidden", "cd"])
 def test_fused_pcd_cd_gradients_match_exact_in_expectation(which):
     # As test_pcd_cd_surrogate_gradients_match_exact_in_expectation, through the fused
     # RBM.log_prob path: chains (PCD) or data (CD) drawn exactly from the model stay exactly
@@ -277,9 +282,12 @@ def test_fused_pcd_cd_gradients_match_exact_in_expectation(which):
     reps = []
     for _ in range(300):
         start = d.sample((20,))
-        if which == "pcd":
-            norm = PCD(num_chains=20, num_steps=2, init=start)
-            reps.append(_fused_log_z_grad(norm, W, b, c, torch.zeros(3, 4, dtype=D)))
+        if which.startswith("pcd"):
+            norm = PCD(num_chains=20, num_steps=2, init=start, reuse_hidden=which != "pcd")
+            x = torch.zeros(3, 4, dtype=D)
+            if which != "pcd":  # a first call draws the hidden state, the second reuses it
+                _fused_log_z_grad(norm, W, b, c, x)
+            reps.append(_fused_log_z_grad(norm, W, b, c, x))
         else:
             reps.append(_fused_log_z_grad(CD(num_steps=1), W, b, c, start))
     _assert_mean_matches(torch.stack(reps), exact, 4.5)

@@ -391,10 +391,11 @@ class RBM(BinaryEnergyBasedDistribution):
 
         With a :class:`~pyrogen.normalizers.PCD` or :class:`~pyrogen.normalizers.CD` normalizer
         (``fused=True``, the default), an unbatched RBM and a ``(n, n_visible)`` value, the
-        CD/PCD step is fused (:func:`_fused_contrastive_log_prob`): same value and, in
-        expectation, the same gradient as the generic path, with five matrix products per
-        CD-1/PCD-1 step instead of six and one backward product. ``last_log_z`` then holds the
-        (detached) value of :math:`\log Z` used.
+        CD/PCD step is fused (:func:`_fused_contrastive_log_prob`): the same value and the same
+        distribution of the gradient as the generic path, with one forward and one backward
+        product for data and chains together (five products per CD-1 step, six per PCD-1 step,
+        five with ``PCD(reuse_hidden=True)``). ``last_log_z`` then holds the (detached) value
+        of :math:`\log Z` used.
         """
         if _fusable(self, value):
             if self._validate_args:
@@ -565,14 +566,17 @@ def _fused_contrastive_log_prob(d, value):
     * the data and the chain rows share one forward product ``[x; v'] W`` and one backward
       product (:class:`_ContrastiveLogProb`);
     * CD: the Gibbs step's :math:`x W` is that same data pre-activation (computed first, reused);
-    * PCD: the chain state is the pair :math:`(v', h')`; :math:`h' \sim P(h \mid v')` is drawn
-      from the pre-activation of the joint forward product, so the next call starts at
-      :math:`v \sim P(v \mid h')` and needs only the :math:`h W^\top` product. With fixed
-      parameters this is exactly the same Markov chain; during training the :math:`h` half-step
-      uses the parameters of the previous call (as in scikit-learn's ``BernoulliRBM``).
+    * PCD with ``reuse_hidden=True``: the chain state is the pair :math:`(v', h')`;
+      :math:`h' \sim P(h \mid v')` is drawn from the pre-activation of the joint forward
+      product, so the next call starts at :math:`v \sim P(v \mid h')` and needs only the
+      :math:`h W^\top` product. With fixed parameters this is exactly the same Markov chain;
+      during training the :math:`h` half-step uses the parameters of the previous call (as in
+      scikit-learn's ``BernoulliRBM``). By default (``reuse_hidden=False``) the :math:`h`
+      half-step is redone with the current parameters (one more product: the generic chain).
 
-    Five products per CD-1 / PCD-1 step in all (the minimum), Bernoulli draws by in-place
-    uniforms, no value of :math:`F` computed for the chains (only its gradient is used).
+    Five products per CD-1 step and per PCD-1 step with ``reuse_hidden`` (the minimum), six for
+    default PCD-1; Bernoulli draws by in-place uniforms; no value of :math:`F` computed for the
+    chains (only its gradient is used).
     """
     from ..normalizers import PCD, LogZEstimate
 
@@ -584,6 +588,8 @@ def _fused_contrastive_log_prob(d, value):
         x = value.detach().to(Wd.dtype)
         if isinstance(norm, PCD):
             chains, hidden = norm._chain_state(d)
+            if hidden is None:  # the h half-step with the current parameters (one product)
+                hidden = _bernoulli(torch.addmm(cd, chains, Wd))
             k = chains.shape[0]
             vv = torch.empty(n + k, d.n_visible, dtype=Wd.dtype, device=Wd.device)
             vv[:n] = x
@@ -610,7 +616,7 @@ def _fused_contrastive_log_prob(d, value):
         data_term = torch.addmv(F.softplus(pre[:n]).sum(-1), x, bd)
         sig = pre.sigmoid_()
         if isinstance(norm, PCD):
-            norm._set_chain_state(neg, _bernoulli_probs_(sig[n:]))
+            norm._set_chain_state(neg, _bernoulli_probs_(sig[n:]) if norm.reuse_hidden else None)
         v = norm._value_for(d, torch.Size(()))
         norm.calls += 1
     log_z = v.log_z.detach().to(Wd.dtype)
