@@ -8,13 +8,16 @@ Sections (``--only train|ais|throughput`` runs one):
     * ``pyrogen-svi-cd1`` / ``pyrogen-svi-pcd1``: ``pyro.infer.SVI`` + ``Trace_ELBO`` + plain SGD
       on ``pyro.sample("x", RBM(W, b, c, normalizer=CD(1) | PCD(100, 1)), obs=x)`` in a
       subsampled data plate (pyrogen's SVI path: the gradient trick *is* the CD/PCD rule), float32,
-      Pyro's default validation on. ``RBM.log_prob`` takes its fused CD/PCD step (five products
-      per step, one backward product for data and chains). The normalizer's value refresh (an
+      Pyro's default validation on. ``RBM.log_prob`` takes its fused CD/PCD step (one forward
+      and one backward product for data and chains together; five products per CD-1 step, six
+      per PCD-1 step). The normalizer's value refresh (an
       AIS run) is moved out of the timed loop (``refresh_every`` larger than the run), so the
       rows time the learning rule only.
+    * ``pyrogen-svi-pcd1-reuse``: ``PCD(..., reuse_hidden=True)``: the chains' hidden state
+      is drawn from the forward product (five products), the PCD variant scikit-learn runs.
     * ``pyrogen-svi-pcd1-generic``: the same with ``PCD(..., fused=False)``: the generic
       normalizer path (six products, two backward products; the previous implementation).
-    * ``pyrogen-svi-pcd1-novalid``: fused PCD-1 with Pyro's validation off
+    * ``pyrogen-svi-cd1-novalid``: fused CD-1 with Pyro's validation off
       (``pyro.validation_enabled(False)``: no per-step NaN check of ``W`` and support check
       of the batch).
     * ``sklearn-pcd1-f64``: ``sklearn.neural_network.BernoulliRBM`` (PCD-1, plain SGD) on
@@ -77,7 +80,7 @@ def load_train(limit):
 # training
 # --------------------------------------------------------------------------------------------
 def pyrogen_svi_trainer(
-    x, method, n_hidden, num_batches, lr=0.05, seed=0, fused=True, validate=True
+    x, method, n_hidden, num_batches, lr=0.05, seed=0, fused=True, validate=True, reuse=False
 ):
     """A closure running ``num_batches`` SVI steps of CD-1 or PCD-1 through Pyro
     (``validate``: Pyro's argument/support validation, on by default in Pyro)."""
@@ -96,14 +99,20 @@ def pyrogen_svi_trainer(
     if method == "cd":
         norm = CD(num_steps=1, estimator=cheap, refresh_every=big, fused=fused)
     else:
-        norm = PCD(num_chains=B, num_steps=1, estimator=cheap, refresh_every=big, fused=fused)
+        norm = PCD(
+            num_chains=B,
+            num_steps=1,
+            estimator=cheap,
+            refresh_every=big,
+            fused=fused,
+            reuse_hidden=reuse,
+        )
     g = torch.Generator().manual_seed(seed)
     W0 = 0.01 * torch.randn(x.shape[1], n_hidden, generator=g)
     b0 = base_rate_visible_bias(x)
     store = pyro.get_param_store()
-    names = {
-        k: f"{method}{'' if fused else '_generic'}{'' if validate else '_nv'}_{k}" for k in "Wbc"
-    }
+    tag = f"{method}{'' if fused else '_generic'}{'' if validate else '_nv'}{'_r' if reuse else ''}"
+    names = {k: f"{tag}_{k}" for k in "Wbc"}
 
     def model(batch):
         W = pyro.param(names["W"], lambda: W0.clone())
@@ -180,8 +189,9 @@ def bench_train(args, out):
     cands = {
         "pyrogen-svi-cd1": pyrogen_svi_trainer(x, "cd", nh, nb),
         "pyrogen-svi-pcd1": pyrogen_svi_trainer(x, "pcd", nh, nb),
+        "pyrogen-svi-pcd1-reuse": pyrogen_svi_trainer(x, "pcd", nh, nb, reuse=True),
         "pyrogen-svi-pcd1-generic": pyrogen_svi_trainer(x, "pcd", nh, nb, fused=False),
-        "pyrogen-svi-pcd1-novalid": pyrogen_svi_trainer(x, "pcd", nh, nb, validate=False),
+        "pyrogen-svi-cd1-novalid": pyrogen_svi_trainer(x, "cd", nh, nb, validate=False),
         "matmul-torch-f32": matmul_only(nh, nb),
         "matmul-numpy-f32": matmul_only(nh, nb, backend="numpy"),
         "sklearn-pcd1-f64": sklearn_trainer(x.numpy().astype("float64"), nh, nb),
@@ -210,8 +220,9 @@ def bench_train(args, out):
     for n in (
         "pyrogen-svi-cd1",
         "pyrogen-svi-pcd1",
+        "pyrogen-svi-pcd1-reuse",
         "pyrogen-svi-pcd1-generic",
-        "pyrogen-svi-pcd1-novalid",
+        "pyrogen-svi-cd1-novalid",
     ):
         lines.append(
             f"{n}: {med['sklearn-pcd1-f64'] / med[n]:.2f}x faster than sklearn-pcd1-f64, "
