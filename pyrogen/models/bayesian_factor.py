@@ -579,8 +579,10 @@ class _BayesianLinearGaussian(GenerativeModel):
     def _fit_nuts(self, x, *, num_samples, warmup_steps, num_chains, chain_method,
                   target_accept_prob, max_tree_depth, init, potential,
                   progress) -> FitHistory:
-        from pyro.infer import MCMC, NUTS
+        from pyro.infer import MCMC
         from pyro.infer.autoguide.initialization import init_to_uniform, init_to_value
+
+        from ..diagnostics import RecordingNUTS  # NUTS + per-draw energy (BFMI)
 
         history = FitHistory(
             method="nuts",
@@ -623,10 +625,10 @@ class _BayesianLinearGaussian(GenerativeModel):
         def kernel(values):
             kw = dict(target_accept_prob=target_accept_prob, max_tree_depth=max_tree_depth)
             if fast:
-                return NUTS(potential_fn=pot, **kw)
+                return RecordingNUTS(potential_fn=pot, **kw)
             strategy = (init_to_value(values=values, fallback=init_to_uniform) if values
                         else init_to_uniform)
-            return NUTS(self.model, init_strategy=strategy, **kw)
+            return RecordingNUTS(self.model, init_strategy=strategy, **kw)
 
         def unconstrained(values):
             return {k: transforms[k](v) if k in transforms else v for k, v in values.items()}
@@ -912,15 +914,21 @@ class _BayesianLinearGaussian(GenerativeModel):
         return int((self.component_relevance() > threshold).sum())
 
     # ------------------------------------------------------------------ ArviZ
-    def to_inference_data(self, x=None, *, log_likelihood: bool = True):
-        """ArviZ ``InferenceData`` of the stored posterior (see :mod:`pyrogen.diagnostics`).
+    def to_inference_data(self, x=None, *, log_likelihood: bool = True,
+                          posterior_predictive: bool | None = None):
+        r"""ArviZ ``InferenceData`` of the stored posterior (see :mod:`pyrogen.diagnostics`).
 
         Groups: ``posterior`` (the sites ``W``, ``noise``, ``loc``, ``alpha`` and the
         rotation-invariant / aligned quantities ``WWt_diag``, ``col_norm2``, ``W_aligned``),
-        ``sample_stats`` (``diverging``, ``acceptance_rate``; after NUTS only),
+        ``sample_stats`` (after NUTS only: ``diverging``; with NumPyro, or Pyro's
+        :class:`~pyrogen.diagnostics.RecordingNUTS` used by ``fit``, also ``energy``, ``lp``,
+        ``n_steps``, ``tree_depth``, ``step_size``, ``acceptance_rate``),
         ``log_likelihood`` (``x``: the collapsed density of each example at each draw, for
-        LOO) and ``observed_data`` (``x``), with dims ``chain``, ``draw``, ``features``,
-        ``components``, ``data``. ``x`` defaults to the data of the last ``fit``.
+        LOO), ``observed_data`` (``x``) and ``posterior_predictive`` (``x``: one replicated
+        data set per draw, :math:`x^\mathrm{rep}_{sj} \sim \mathcal N(b_s, W_s W_s^\top +
+        \Psi_s)`; by default only when it has at most :math:`10^7` numbers), with dims
+        ``chain``, ``draw``, ``features``, ``components``, ``data``. ``x`` defaults to the
+        data of the last ``fit``.
         """
         from .. import diagnostics
 
@@ -957,12 +965,26 @@ class _BayesianLinearGaussian(GenerativeModel):
             x = self._check_x(x)
             loglik = {"x": grouped(self.pointwise_log_likelihood(x))}
             observed = {"x": x.detach().cpu().numpy()}
+        predictive = None
+        if x is not None and (posterior_predictive or (
+                posterior_predictive is None and C * S * x.numel() <= 10**7)):
+            x = self._check_x(x)
+            with torch.no_grad():
+                Wd = W.to(x)
+                h = torch.randn(C * S, x.shape[0], self.n_components, dtype=x.dtype,
+                                device=x.device)
+                eps = torch.randn(C * S, *x.shape, dtype=x.dtype, device=x.device)
+                diag = self._noise_diag(draws["noise"].to(x))
+                rep = (draws["loc"].to(x).unsqueeze(-2) + h @ Wd.transpose(-1, -2)
+                       + diag.sqrt().unsqueeze(-2) * eps)
+            predictive = {"x": grouped(rep)}
+            observed = {"x": x.detach().cpu().numpy()}
         sample_stats = None
         if self.mcmc is not None:
             sample_stats = diagnostics.mcmc_sample_stats(self.mcmc)
         return diagnostics.from_arrays(
             posterior, sample_stats=sample_stats, log_likelihood=loglik,
-            observed_data=observed, dims=dims,
+            observed_data=observed, posterior_predictive=predictive, dims=dims,
         )
 
 
