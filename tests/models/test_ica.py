@@ -287,6 +287,61 @@ def test_svi_reaches_the_lbfgs_likelihood():
     assert abs(hist.losses[-1] + ll_svi) < 0.05
 
 
+# ---------------------------------------------------------------------- ICA: fixed point
+def test_fixed_point_stage_one_is_fastica_and_polish_reaches_the_lbfgs_optimum():
+    x, a = mixture(3, n=1000)
+    # stage 1 alone: the symmetric logcosh fixed point (FastICA's contrast) on whitened data
+    fp0 = ICA(4).double()
+    h0 = fp0.fit(x, method="fixed_point", polish_steps=0, seed=3, progress=False)
+    assert h0.method == "fixed_point" and h0.info["fixed_point_converged"]
+    assert h0.info["fixed_point_iterations"] < 200
+    assert abs(amari_distance(fp0.components_, a) - fastica_amari(x, a, 3)) < 2e-3
+    # its log_likelihood is the exact one at that point, and it is not the maximum
+    ll0 = fp0.log_likelihood(x)
+    assert ll0.kind == "exact"
+    # stage 2: L-BFGS on the exact likelihood from there reaches the L-BFGS fit's optimum
+    fp = ICA(4).double()
+    h = fp.fit(x, method="fixed_point", seed=3, progress=False)
+    lb = ICA(4).double()
+    ll_lbfgs = lb.fit(x, seed=3, progress=False).info["log_likelihood"]
+    assert h.converged and h.info["polish_converged"]
+    assert h.info["log_likelihood"] > float(ll0.mean()) + 1e-3
+    assert abs(h.info["log_likelihood"] - ll_lbfgs) < 1e-6
+    assert h.info["log_likelihood"] == pytest.approx(float(fp.log_likelihood(x).mean()))
+    assert amari_distance(fp.components_, a) < amari_distance(fp0.components_, a)
+    # same likelihood to 1e-6 nats; the optimum is flat, so the unmixings agree to ~1e-3
+    assert amari_distance(fp.components_, a) == pytest.approx(
+        amari_distance(lb.components_, a), abs=1e-3
+    )
+
+
+def test_fixed_point_without_whitening_and_bad_polish_steps():
+    x, a = mixture(6, n=300, kinds=("laplace", "uniform", "binary"))
+    m = ICA(3, whiten=False).double()
+    m.fit(x, method="fixed_point", seed=0, progress=False)
+    assert amari_distance(m.components_, a) <= fastica_amari(x, a, 0) * 1.5 + 0.01
+    lb = ICA(3, whiten=False).double()
+    lb.fit(x, seed=0, progress=False)
+    assert float(m.log_likelihood(x).mean()) == pytest.approx(
+        float(lb.log_likelihood(x).mean()), abs=1e-5
+    )
+    with pytest.raises(ValueError, match="polish_steps must be an int in the range"):
+        ICA(3).double().fit(x, method="fixed_point", polish_steps=-1, progress=False)
+
+
+def test_gennorm_log_prob_gradient_is_finite_at_the_mode():
+    beta = torch.tensor([1.5, 3.0], dtype=torch.float64, requires_grad=True)
+    v = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    d = GeneralizedNormal(torch.zeros(2, dtype=torch.float64), 1.0, beta)
+    lp = d.log_prob(v)
+    ref = scipy.stats.gennorm(beta.detach().numpy(), scale=torch.exp(d._log_alpha()).detach()
+                              .numpy()).logpdf(0.0)
+    np.testing.assert_allclose(lp.detach().numpy(), ref, rtol=1e-12)
+    lp.sum().backward()
+    assert torch.isfinite(beta.grad).all() and torch.isfinite(v.grad).all()
+    assert (v.grad == 0).all()
+
+
 def test_restarts_keep_the_best_likelihood():
     x, _ = mixture(9, n=150, kinds=("laplace", "uniform"))
     lls = [ICA(2).double().fit(x, seed=s, progress=False).info["log_likelihood"]
@@ -552,6 +607,31 @@ def test_bayesian_prior_and_guide_sites():
     hist = m.fit(x, num_steps=3, progress=False, seed=0)
     assert len(hist.losses) == 3
     assert m.sample(5).shape == (5, 3)
+
+
+@pytest.mark.parametrize("cls", [NoisyICA, BayesianNoisyICA])
+def test_noisy_gaussian_sources_warn_not_identifiable(cls):
+    # 3 Gaussian sources + noise: any rotation fits as well. Same data and level as the
+    # noiseless test (all three Jarque-Bera p-values > 0.02 there); the recovered posterior
+    # means are linear in x, so they are Gaussian too.
+    x, _ = mixture(12, n=600, kinds=("gaussian",) * 3)
+    m = cls(3, 3).double()
+    with pytest.warns(NonIdentifiableWarning, match="indistinguishable from Gaussian"):
+        m.fit(x, num_steps=5, seed=0, progress=False)
+    assert (m.gaussianity_["p_value"] > 0.01).sum() >= 2
+    # no warning when asked not to check (warnings are errors in the test suite)
+    cls(3, 3).double().fit(x, num_steps=5, seed=0, progress=False, check_identifiability=False)
+    with pytest.raises(TypeError, match="check_identifiability must be a bool"):
+        cls(3, 3).double().fit(x, num_steps=1, progress=False, check_identifiability=1)
+    with pytest.raises(ValueError, match="alpha must be a float in the range"):
+        cls(3, 3).double().fit(x, num_steps=1, progress=False, alpha=1.5)
+
+
+def test_noisy_non_gaussian_sources_do_not_warn():
+    x, _ = mixture(15, n=300, kinds=("laplace", "uniform"), d=3)
+    m = NoisyICA(3, 2).double()
+    m.fit(x, num_steps=5, seed=0, progress=False)  # a warning would be an error here
+    assert (m.gaussianity_["p_value"] < 0.01).all()
 
 
 @pytest.mark.slow
