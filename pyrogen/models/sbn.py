@@ -358,6 +358,7 @@ class SigmoidBeliefNet(GenerativeModel):
         batch_size: int | None = None,
         num_particles: int = 5,
         temperature: float = 0.5,
+        variance_normalization: bool = True,
         loss=None,
         seed: int | None = None,
         progress: bool = True,
@@ -368,8 +369,11 @@ class SigmoidBeliefNet(GenerativeModel):
 
         ``"wake_sleep"``: :class:`~pyrogen.infer.wake_sleep.WakeSleep`; ``"rws"``:
         per-example :class:`~pyrogen.infer.rws.ReweightedWakeSleep` with ``num_particles``;
-        ``"nvil"``: ``TraceGraph_ELBO`` with an input-dependent neural baseline plus a decaying
-        average (:func:`~pyrogen.infer.score_function.with_baseline`); ``"reinforce"``:
+        ``"nvil"``: NVIL (Mnih & Gregor 2014), i.e. an input-dependent neural baseline plus a
+        decaying average (:func:`~pyrogen.infer.score_function.with_baseline`) and, when
+        ``variance_normalization`` (default), the learning signal divided by a running estimate
+        of its standard deviation (:class:`~pyrogen.infer.score_function.NVIL_ELBO`; ``False``
+        gives plain ``TraceGraph_ELBO``); ``"reinforce"``:
         ``TraceGraph_ELBO`` without baseline; ``"concrete"``: ``Trace_ELBO`` with
         :meth:`relaxed_guide` at ``temperature``; ``"svi"``: ``loss`` (default
         ``TraceGraph_ELBO``) on :meth:`guide`. Losses are per example (nats): for wake-sleep the
@@ -379,7 +383,7 @@ class SigmoidBeliefNet(GenerativeModel):
         import functools
 
         from ..infer.rws import ReweightedWakeSleep
-        from ..infer.score_function import NeuralBaseline, with_baseline
+        from ..infer.score_function import NVIL_ELBO, NeuralBaseline, with_baseline
         from ..infer.wake_sleep import WakeSleep
 
         check_choice(method, "method", FIT_METHODS)
@@ -400,7 +404,11 @@ class SigmoidBeliefNet(GenerativeModel):
             self.training_state["nvil_baseline"] = baseline
             guide = with_baseline(self.guide, "nvil", module=baseline,
                                   name=f"{self._pyro_name}_baseline")
-            loss = pyro.infer.TraceGraph_ELBO()
+            if variance_normalization:
+                loss = NVIL_ELBO()
+            else:
+                loss = pyro.infer.TraceGraph_ELBO()
+            extra["variance_normalization"] = bool(variance_normalization)
         elif method == "reinforce":
             loss = pyro.infer.TraceGraph_ELBO()
         elif method == "concrete":

@@ -143,6 +143,20 @@ def test_every_fit_method_runs_and_improves_exact_likelihood(method):
         assert len(hist.metrics["wake_loss"]) == len(hist.metrics["sleep_loss"]) == 60
 
 
+@pytest.mark.parametrize("normalize", [True, False])
+def test_nvil_variance_normalization_option(normalize):
+    teacher = _random_sbn(HelmholtzMachine, [6, 3, 2], seed=5, scale=2.0)
+    pyro.set_rng_seed(0)
+    x = teacher.sample(200)
+    torch.manual_seed(1)
+    m = HelmholtzMachine([6, 3, 2]).double()
+    before = m.log_likelihood(x).mean()
+    hist = m.fit(x, method="nvil", num_steps=60, lr=0.05, batch_size=50, seed=0,
+                 progress=False, variance_normalization=normalize)
+    assert hist.info["variance_normalization"] is normalize
+    assert m.log_likelihood(x).mean() > before + 0.2
+
+
 def test_relaxed_guide_runs_under_trace_elbo():
     m = HelmholtzMachine([4, 3, 2]).double()
     x = torch.bernoulli(torch.full((5, 4), 0.5, dtype=torch.float64))
