@@ -4,18 +4,14 @@ Each function is a NumPyro model with the **same parameterization, priors, site 
 shapes** as its Pyro counterpart, so posterior draws of one can be compared with (and stored in
 place of) draws of the other:
 
-==============================  ============================================  ==================
-NumPyro function                Pyro counterpart                              sites
-==============================  ============================================  ==================
-:func:`bayesian_fa`             :class:`pyrogen.models.BayesianFactorAnalysis`  alpha, W, noise,
-                                                                              loc, (h), x
-:func:`bayesian_ppca`           :class:`pyrogen.models.BayesianPPCA`          as above, scalar
-                                                                              ``noise``
-:func:`bayesian_noisy_ica`      :class:`pyrogen.models.BayesianNoisyICA`      W, (bias,
-                                (its :meth:`model`)                           noise_scale), h, x
-:func:`bayesian_sparse_coding`  :func:`pyrogen.models.bayesian_sparse_coding  W, noise, (loc),
-                                .bayesian_sparse_coding_model`                h, x
-==============================  ============================================  ==================
+* :func:`bayesian_fa` -- :class:`pyrogen.models.BayesianFactorAnalysis`; sites ``alpha``,
+  ``W``, ``noise``, ``loc``, (``h``), ``x``;
+* :func:`bayesian_ppca` -- :class:`pyrogen.models.BayesianPPCA`; the same, scalar ``noise``;
+* :func:`bayesian_noisy_ica` -- :meth:`pyrogen.models.BayesianNoisyICA.model`; sites ``W``,
+  (``bias``, ``noise_scale``), ``h``, ``x``;
+* :func:`bayesian_sparse_coding` --
+  :func:`pyrogen.models.bayesian_sparse_coding.bayesian_sparse_coding_model`; sites ``W``,
+  ``noise``, (``loc``), ``h``, ``x``.
 
 All take the data ``x`` (``(n, D)`` array, or ``None`` with ``num_data`` and ``n_features`` to
 draw from the prior predictive) and keyword-only configuration; configuration is static (it is
