@@ -117,6 +117,7 @@ __all__ = [
     "NUMPYRO_EXTRA_FIELDS",
     "summary",
     "loo",
+    "loo_numbers",
     "bfmi",
     "ppc_pvalues",
     "compare_loo",
@@ -126,6 +127,7 @@ __all__ = [
     "report",
     "Report",
     "arviz_major_version",
+    "group_names",
 ]
 
 #: ``extra_fields`` to pass to ``numpyro.infer.MCMC.run`` so that :func:`to_inference_data`
@@ -733,22 +735,26 @@ def to_inference_data(
 
 
 # ------------------------------------------------------------------ version-independent access
-def _group_names(idata) -> list[str]:
-    if hasattr(idata, "groups") and callable(idata.groups) and not hasattr(idata, "children"):
-        return list(idata.groups())
-    return [str(k) for k in idata.children]
+def group_names(idata) -> list[str]:
+    """Names of the groups of ``InferenceData`` (arviz 0.x) or of a ``DataTree`` (arviz 1.x)."""
+    if type(idata).__name__ == "DataTree":
+        return [str(k) for k in idata.children]
+    return list(idata.groups())
 
 
 def _group(idata, name):
     """The group ``name`` as an ``xarray.Dataset`` (InferenceData or DataTree)."""
-    if hasattr(idata, "children"):
+    if type(idata).__name__ == "DataTree":
         return idata[name].to_dataset()
     return getattr(idata, name)
 
 
+def _is_arviz_data(obj) -> bool:
+    return type(obj).__name__ in ("InferenceData", "DataTree")
+
+
 def _as_idata(data, **kwargs):
-    if hasattr(data, "posterior") or (hasattr(data, "children") and "posterior" in
-                                      getattr(data, "children", {})):
+    if _is_arviz_data(data):
         return data
     if hasattr(data, "to_inference_data") and callable(data.to_inference_data):
         return data.to_inference_data(**kwargs)
@@ -762,13 +768,16 @@ def summary(idata, var_names: Sequence[str] | None = None, **kwargs):
     With fewer than 2 chains ``r_hat`` is NaN. For factor models ask for rotation-invariant
     variables (``noise``, ``WWt_diag``, ``col_norm2``): r-hat of raw ``W`` compares chains that
     sit in different symmetric modes (see :mod:`pyrogen.models.bayesian_factor`). The columns
-    ``mean``, ``sd``, ``ess_bulk``, ``ess_tail`` and ``r_hat`` exist on arviz 0.x and 1.x.
+    ``mean``, ``sd``, ``ess_bulk``, ``ess_tail`` and ``r_hat`` exist on arviz 0.x and 1.x; on
+    1.x the numbers are not rounded (``round_to="none"`` unless given).
 
     Returns
     -------
     pandas.DataFrame
     """
     az = _arviz()
+    if arviz_major_version() >= 1:  # 1.x rounds to a few significant digits by default
+        kwargs.setdefault("round_to", "none")
     return az.summary(idata, var_names=list(var_names) if var_names else None, **kwargs)
 
 
@@ -796,7 +805,9 @@ def loo(idata, **kwargs):
     return _captured(az.loo, idata, pointwise=True, **kwargs)
 
 
-def _loo_numbers(res) -> dict:
+def loo_numbers(res) -> dict:
+    """``{"elpd_loo", "se", "p_loo", "n_data", "pareto_k", "good_k"}`` of a :func:`loo`
+    result, whichever arviz major version made it."""
     elpd = getattr(res, "elpd_loo", None)
     if elpd is None:
         elpd = res.elpd
@@ -816,7 +827,7 @@ def bfmi(idata) -> np.ndarray | None:
     when ``sample_stats`` has no ``energy``. Values below 0.3 mean that resampling the
     momentum moves the energy too little to explore its distribution (heavy tails,
     funnels)."""
-    if "sample_stats" not in _group_names(idata) or "energy" not in _group(idata,
+    if "sample_stats" not in group_names(idata) or "energy" not in _group(idata,
                                                                             "sample_stats"):
         return None
     out = _arviz().bfmi(idata)
@@ -857,7 +868,7 @@ def ppc_pvalues(idata, statistics: Mapping[str, Callable] | None = None) -> dict
         ``{var: {stat: {"observed": T(y), "replicated_mean": mean_s T(y_s), "p_value": p}}}``
         (empty without the two groups).
     """
-    groups = _group_names(idata)
+    groups = group_names(idata)
     if "posterior_predictive" not in groups or "observed_data" not in groups:
         return {}
     stats = dict(statistics) if statistics is not None else dict(_PPC_STATISTICS)
@@ -893,10 +904,11 @@ def compare_loo(models: Mapping[str, object], **kwargs):
     -------
     pandas.DataFrame
         ``arviz.compare`` ranking (best first): ``elpd_loo`` (log scale, higher is better),
-        ``p_loo``, ``elpd_diff`` and its standard error ``dse``, ``weight``... (arviz 1.x
-        names ``elpd`` / ``p`` are renamed to these). ``df.attrs["warnings"]`` lists the ArviZ
-        warnings (Pareto k) raised while computing it, and ``df.attrs["best"]`` is the
-        top-ranked name.
+        ``p_loo``, ``elpd_diff`` (best minus this model, >= 0) and its standard error
+        ``dse``, ``weight``... (on arviz 1.x, whose names are ``elpd`` / ``p`` and whose
+        ``elpd_diff`` has the opposite sign, the table is converted to these).
+        ``df.attrs["warnings"]`` lists the ArviZ warnings (Pareto k) raised while computing
+        it, and ``df.attrs["best"]`` is the top-ranked name.
     """
     if not isinstance(models, Mapping) or len(models) < 2:
         raise ValueError(
@@ -906,8 +918,12 @@ def compare_loo(models: Mapping[str, object], **kwargs):
         )
     az = _arviz()
     if arviz_major_version() >= 1:
+        kwargs.setdefault("round_to", "none")  # 1.x rounds by default
         df, messages = _captured(az.compare, dict(models), **kwargs)
+        # arviz 1.x: elpd / p, and elpd_diff = elpd_m - elpd_best <= 0; 0.x: elpd_loo / p_loo
+        # and elpd_diff = elpd_best - elpd_m >= 0. pyrogen returns the 0.x convention.
         df = df.rename(columns={"elpd": "elpd_loo", "p": "p_loo"})
+        df["elpd_diff"] = -df["elpd_diff"]
     else:
         kwargs.setdefault("ic", "loo")
         kwargs.setdefault("scale", "log")
@@ -1328,7 +1344,7 @@ def report(
     out_dir = os.fspath(out_dir)
     os.makedirs(out_dir, exist_ok=True)
     idata = _as_idata(data, **dict(idata_kwargs or {}))
-    groups = _group_names(idata)
+    groups = group_names(idata)
     post = _group(idata, "posterior")
     C, S = int(post.sizes["chain"]), int(post.sizes["draw"])
     problems: list[str] = []
@@ -1422,7 +1438,7 @@ def report(
         loo_out = {}
         for var in _group(idata, "log_likelihood").data_vars:
             res, messages = loo(idata, var_name=str(var))
-            nums = _loo_numbers(res)
+            nums = loo_numbers(res)
             k = nums.pop("pareto_k")
             nums["pareto_k_counts"] = _k_counts(k)
             nums["pareto_k_max"] = float(np.max(k)) if k.size else None

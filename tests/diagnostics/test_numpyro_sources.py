@@ -34,7 +34,7 @@ def nmcmc():
 
 def test_mcmc_groups_dims_and_exact_values(nmcmc):
     x, m, idata = nmcmc
-    assert set(idata.groups()) == {"posterior", "sample_stats", "log_likelihood",
+    assert set(diagnostics.group_names(idata)) == {"posterior", "sample_stats", "log_likelihood",
                                    "observed_data", "posterior_predictive"}
     assert idata.posterior.attrs["inference_library"] == "numpyro"
     mu = idata.posterior["mu"].values
@@ -97,7 +97,7 @@ def test_svi_guide_with_params():
     idata = diagnostics.to_inference_data(guide=guide, params=result.params,
                                           model=numpyro_model, model_args=(x,),
                                           num_samples=400)
-    assert set(idata.groups()) == {"posterior", "log_likelihood", "observed_data",
+    assert set(diagnostics.group_names(idata)) == {"posterior", "log_likelihood", "observed_data",
                                    "posterior_predictive"}
     assert list(idata.posterior.data_vars) == ["mu"]  # guide-internal sites dropped
     assert idata.posterior["mu"].shape == (1, 400)
