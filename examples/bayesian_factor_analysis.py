@@ -60,7 +60,7 @@ def main(argv=None):
         n, D, chains, draws, warmup, depth = 40, 4, 2, 20, 20, 4
         backends = (args.backends or "pyro").split(",")
     else:
-        n, D, chains, draws, warmup, depth = 200, 6, 4, 500, 500, 10
+        n, D, chains, draws, warmup, depth = 150, 6, 4, 400, 400, 10
         backends = (args.backends or "pyro,numpyro").split(",")
     if "numpyro" in backends and not numpyro_available():
         print("numpyro is not installed (pip install pyrogen[numpyro]): Pyro only")
@@ -100,7 +100,7 @@ def main(argv=None):
                       "num_posterior_samples": 50}
     else:
         fit_kwargs = {"method": "nuts", "backend": backends[-1], "num_chains": 2,
-                      "num_samples": 400, "warmup_steps": 400, "progress": False,
+                      "num_samples": 300, "warmup_steps": 300, "progress": False,
                       "seed": args.seed}
         if backends[-1] == "numpyro":
             fit_kwargs["chain_method"] = "vectorized"
