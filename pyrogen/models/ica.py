@@ -696,8 +696,7 @@ class ICA(_SourceMixin, GenerativeModel):
             ``"lbfgs"``: full-batch L-BFGS (strong Wolfe) on Pyro's ``Trace_ELBO``
             differentiable loss of ``model``/``guide``, which here is exactly
             :math:`-\log p(x)`; fast and deterministic. ``"svi"``: ``pyro.infer.SVI`` with
-            Adam (minibatches with ``batch_size``). ``"fixed_point"``: two stages (see
-            :meth:`_fit_fixed_point`): the symmetric fixed-point iteration of FastICA [3]_ on
+            Adam (minibatches with ``batch_size``). ``"fixed_point"``: two stages: the symmetric fixed-point iteration of FastICA on
             the whitened data with the contrast :math:`G(y) = \log\cosh y` (a fast estimate
             of the rotation, Hyvärinen 1999), then at most ``polish_steps`` L-BFGS iterations
             of the exact likelihood from there, so the result is a stationary point of the
@@ -866,8 +865,9 @@ class ICA(_SourceMixin, GenerativeModel):
     def _fit_fixed_point(self, x, *, num_steps, tol, polish_steps, callback):
         r"""FastICA's symmetric fixed point on whitened data, then exact-likelihood L-BFGS.
 
-        Stage 1 (Hyvärinen 1999, [3]_ §8.4): with whitened data :math:`z` (the top ``K``
-        principal coordinates scaled to unit variance) and an orthogonal :math:`U`, iterate
+        Stage 1 (Hyvärinen 1999; Hyvärinen, Karhunen & Oja 2001, §8.4): with whitened data
+        :math:`z` (the top ``K`` principal coordinates scaled to unit variance) and an
+        orthogonal :math:`U`, iterate
 
         .. math::
 
