@@ -700,8 +700,9 @@ class ICA(_SourceMixin, GenerativeModel):
             symmetric fixed-point iteration of FastICA on the whitened data with the contrast
             :math:`G(y) = \log\cosh y` (a fast estimate of the rotation, Hyvärinen 1999),
             then at most ``polish_steps`` L-BFGS iterations of the exact likelihood from
-            there, so the result is a stationary point of the same exact :math:`\log p(x)` as ``"lbfgs"`` (with ``polish_steps=0`` it is the
-            FastICA-contrast estimate, and ``log_likelihood`` is the exact likelihood there).
+            there, so the result is a stationary point of the same exact :math:`\log p(x)`
+            as ``"lbfgs"`` (with ``polish_steps=0`` it is the FastICA-contrast estimate, and
+            ``log_likelihood`` is the exact likelihood there).
         num_steps : int, optional
             L-BFGS iterations (default 200), SVI steps (default 1000) or fixed-point
             iterations (default 200).
