@@ -51,6 +51,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bayesian_factor_analysis_report",
                         help="folder for the reports (one subfolder per backend)")
+    parser.add_argument("--draws", type=int, default=400,
+                        help="draws (and warm-up steps) per chain in the full run")
     parser.add_argument("--backends", default=None,
                         help="comma-separated: pyro,numpyro (default: both; --quick: pyro)")
     args = parser.parse_args(argv)
@@ -60,7 +62,7 @@ def main(argv=None):
         n, D, chains, draws, warmup, depth = 40, 4, 2, 20, 20, 4
         backends = (args.backends or "pyro").split(",")
     else:
-        n, D, chains, draws, warmup, depth = 150, 6, 4, 400, 400, 10
+        n, D, chains, draws, warmup, depth = 150, 6, 4, args.draws, args.draws, 10
         backends = (args.backends or "pyro,numpyro").split(",")
     if "numpyro" in backends and not numpyro_available():
         print("numpyro is not installed (pip install pyrogen[numpyro]): Pyro only")

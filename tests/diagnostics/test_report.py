@@ -124,3 +124,27 @@ def test_bad_report_arguments(tmp_path):
         diagnostics.report(idata, tmp_path, rhat_max=0.5)
     with pytest.raises(ValueError, match="ppc_alpha must be"):
         diagnostics.report(idata, tmp_path, ppc_alpha=1.0)
+
+
+def test_report_on_a_pyrogen_factor_model(tmp_path):
+    """A fitted pyrogen model goes straight in: its NUTS (RecordingNUTS inside fit) gives energy,
+    its to_inference_data a posterior predictive group with the observed shape."""
+    import torch
+
+    from pyrogen.models import BayesianPPCA
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(30, 1, generator=g, dtype=torch.float64) @ torch.randn(
+        1, 3, generator=g, dtype=torch.float64) + 0.3 * torch.randn(30, 3, generator=g,
+                                                                    dtype=torch.float64)
+    m = BayesianPPCA(3, 1, w_prior="normal").double()
+    m.fit(x, method="nuts", num_samples=10, warmup_steps=10, num_chains=2, max_tree_depth=4,
+          progress=False, seed=0)
+    idata = m.to_inference_data()
+    assert idata.posterior_predictive["x"].shape == (2, 10, 30, 3)
+    assert idata.posterior_predictive["x"].dims == ("chain", "draw", "data", "features")
+    assert {"energy", "lp", "tree_depth"} <= set(idata.sample_stats.data_vars)
+    rep = diagnostics.report(m, tmp_path, var_names=["noise", "WWt_diag"], plots=False)
+    assert rep.bfmi is not None and len(rep.bfmi) == 2
+    assert set(rep.summary) == {"noise", "WWt_diag[0]", "WWt_diag[1]", "WWt_diag[2]"}
+    assert rep.loo["x"]["n_data"] == 30 and set(rep.ppc) == {"x"}
