@@ -478,7 +478,7 @@ class PCD(_SampleBasedNormalizer):
         self.init = init
         #: the persistent chains, shape ``(num_chains, *param_batch_shape, *event_shape)``
         self.chains: torch.Tensor | None = None
-        #: hidden states drawn from ``P(h | chains)`` by the fused RBM step (else None)
+        #: hidden states drawn from ``P(h | chains)`` by the fused RBM step with ``reuse_hidden``
         self.hidden: torch.Tensor | None = None
 
     def _repr_args(self):
