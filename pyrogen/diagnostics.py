@@ -5,37 +5,32 @@ Pyro ``MCMC`` run (or a list of single-chain runs), a NumPyro ``MCMC`` run (all 
 fitted Pyro SVI guide, and a fitted NumPyro SVI guide with its parameters (or a dict of
 draws):
 
-=======================  =====================================================================
-group                    content
-=======================  =====================================================================
-``posterior``            latent sample sites, shape ``(chain, draw, ...)``
-``sample_stats``         ``diverging``, and where the sampler records them ``energy``, ``lp``,
-                         ``n_steps``, ``tree_depth``, ``step_size``, ``acceptance_rate``
-                         (MCMC only; see the table below)
-``log_likelihood``       per observation :math:`\log p(y_j \mid \theta_s)` for every observed
-                         site, shape ``(chain, draw, *batch)``: what ``az.loo`` needs
-``observed_data``        the observed values
-``posterior_predictive`` one replicated data set per draw, :math:`y^\mathrm{rep}_s \sim
-                         p(y \mid \theta_s)`, same shape as the observed site
-=======================  =====================================================================
+========================  ====================================================================
+group                     content
+========================  ====================================================================
+``posterior``             latent sample sites, shape ``(chain, draw, ...)``
+``sample_stats``          ``diverging``, and where the sampler records them ``energy``,
+                          ``lp``, ``n_steps``, ``tree_depth``, ``step_size``,
+                          ``acceptance_rate`` (MCMC only; see the table below)
+``log_likelihood``        per observation :math:`\log p(y_j \mid \theta_s)` for every observed
+                          site, shape ``(chain, draw, *batch)``: what ``az.loo`` needs
+``observed_data``         the observed values
+``posterior_predictive``  one replicated data set per draw, :math:`y^\mathrm{rep}_s \sim
+                          p(y \mid \theta_s)`, same shape as the observed site
+========================  ====================================================================
 
 Dimension names come from the plates (a site in ``plate("data", n)`` gets the dimension
 ``"data"``; other dimensions are ``"<site>_dim_<i>"``), overridable with ``dims``.
 
 Sampler statistics by source:
 
-=====================================  ======================================================
-source                                 ``sample_stats``
-=====================================  ======================================================
-NumPyro ``MCMC`` run with              ``diverging``, ``energy``, ``lp``, ``n_steps``,
-``extra_fields=NUMPYRO_EXTRA_FIELDS``  ``tree_depth``, ``step_size``, ``acceptance_rate``
-NumPyro ``MCMC``, default fields       ``diverging``
-Pyro ``MCMC`` with :class:`Recording   the same seven as NumPyro
-NUTS`
-Pyro ``MCMC`` with ``NUTS`` / ``HMC``  ``diverging`` only: Pyro keeps neither per-draw
-                                       energy nor tree statistics, so BFMI is unavailable
-SVI guide, dict of draws               none
-=====================================  ======================================================
+- NumPyro ``MCMC`` run with ``extra_fields=NUMPYRO_EXTRA_FIELDS``: ``diverging``, ``energy``,
+  ``lp``, ``n_steps``, ``tree_depth``, ``step_size``, ``acceptance_rate``;
+- NumPyro ``MCMC`` with its default fields: ``diverging``;
+- Pyro ``MCMC`` with :class:`RecordingNUTS`: the same seven as NumPyro;
+- Pyro ``MCMC`` with ``NUTS`` or ``HMC``: ``diverging`` only (Pyro keeps neither per-draw
+  energy nor tree statistics, so BFMI is unavailable);
+- SVI guides and dicts of draws: none.
 
 ``energy`` is the Hamiltonian :math:`H = U(q) + \tfrac12 p^\top M^{-1} p` of the sampled
 state (its potential plus the kinetic energy of its momentum) and ``lp`` is :math:`-U(q)`, the
