@@ -14,7 +14,7 @@ save/load work unchanged; ``model.mcmc`` is then the NumPyro ``MCMC`` object)::
     m.fit(x, method="nuts", backend="numpyro", num_chains=4, chain_method="vectorized",
           num_samples=500, warmup_steps=500, seed=0)
     m.mcmc                         # numpyro.infer.MCMC (extra fields kept, see below)
-    m.mcmc.pyrogen_timing          # {"warmup_s", "sample_s", "chain_method", "num_devices"}
+    m.mcmc.pyrogen_timing          # {"total_s", "compile_s", "chain_method", "num_devices"}
 
 NumPyro directly (same site names and priors as the Pyro models)::
 

@@ -131,16 +131,16 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
              progress_bar: bool = True, target_accept_prob: float = 0.8,
              max_tree_depth: int = 10, dense_mass: bool = False, init_params=None,
              init_strategy=None, extra_fields=DEFAULT_EXTRA_FIELDS, thinning: int = 1,
-             **model_kwargs) -> MCMC:
+             time_phases: bool = False, **model_kwargs) -> MCMC:
     r"""Run NumPyro NUTS on ``model(*args, **model_kwargs)`` and return the ``MCMC`` object.
 
-    Warmup and sampling run as two calls (``MCMC.warmup`` then ``MCMC.run``) so that their
-    wall times are recorded separately in ``mcmc.pyrogen_timing``: ``warmup_s`` and
-    ``sample_s`` (wall seconds, each including the JIT compilation of its loop: numpyro
-    compiles the warmup and the sampling loop separately), ``warmup_compile_s`` and
-    ``sample_compile_s`` (the part of each spent tracing, lowering and compiling, measured
-    with ``jax.monitoring``), ``chain_method`` (the one used) and ``num_devices``.
-    The sampling time proper is ``sample_s - sample_compile_s``.
+    Timings go to ``mcmc.pyrogen_timing``: ``total_s`` (wall seconds), ``compile_s`` (the
+    part spent tracing, lowering and compiling, measured with ``jax.monitoring``),
+    ``chain_method`` (the one used) and ``num_devices``. With ``time_phases=True`` warmup and
+    sampling run as two calls (``MCMC.warmup`` then ``MCMC.run``; numpyro then compiles two
+    loops, which costs one extra compilation) and ``warmup_s``, ``warmup_compile_s``,
+    ``sample_s``, ``sample_compile_s`` are recorded as well (sampling time proper:
+    ``sample_s - sample_compile_s``).
 
     Parameters
     ----------
@@ -168,6 +168,8 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
         Per-draw statistics to keep (default :data:`DEFAULT_EXTRA_FIELDS`); read them with
         ``mcmc.get_extra_fields(group_by_chain=True)`` or :func:`sample_stats`.
     thinning : int
+    time_phases : bool
+        Time warmup and sampling separately (see above).
 
     Returns
     -------
@@ -212,26 +214,31 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
                 thinning=thinning)
     key = jax.random.PRNGKey(seed)
     fields = tuple(extra_fields)
+    timing = {}
     t0 = time.perf_counter()
-    with _CompileClock() as warm_clock:
-        if num_warmup > 0:
+    if time_phases and num_warmup > 0:
+        with _CompileClock() as warm_clock:
             mcmc.warmup(key, *args, init_params=init_params, extra_fields=fields,
                         collect_warmup=False, **model_kwargs)
             jax.block_until_ready(mcmc.post_warmup_state)
-    t1 = time.perf_counter()
-    with _CompileClock() as sample_clock:
-        if num_warmup > 0:
+        t1 = time.perf_counter()
+        with _CompileClock() as sample_clock:
             mcmc.run(mcmc.post_warmup_state.rng_key, *args, extra_fields=fields,
                      **model_kwargs)
-        else:
+            jax.block_until_ready(mcmc.get_samples())
+        t2 = time.perf_counter()
+        timing = {"warmup_s": t1 - t0, "warmup_compile_s": warm_clock.seconds,
+                  "sample_s": t2 - t1, "sample_compile_s": sample_clock.seconds}
+        compile_s = warm_clock.seconds + sample_clock.seconds
+    else:
+        with _CompileClock() as clock:
             mcmc.run(key, *args, init_params=init_params, extra_fields=fields, **model_kwargs)
-        jax.block_until_ready(mcmc.get_samples())
-    t2 = time.perf_counter()
+            jax.block_until_ready(mcmc.get_samples())
+        compile_s = clock.seconds
     mcmc.pyrogen_timing = {
-        "warmup_s": t1 - t0,
-        "warmup_compile_s": warm_clock.seconds,
-        "sample_s": t2 - t1,
-        "sample_compile_s": sample_clock.seconds,
+        "total_s": time.perf_counter() - t0,
+        "compile_s": compile_s,
+        **timing,
         "chain_method": method,
         "num_devices": jax.local_device_count(),
     }

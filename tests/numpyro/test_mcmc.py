@@ -79,25 +79,26 @@ def test_parallel_chains_run_on_two_devices():
 
 
 # ------------------------------------------------------------------ two chains, two modes
-D, K, N = 5, 2, 150
+# K = 1: the symmetry group of W is O(1) = {+1, -1}, two disconnected modes w and -w (for
+# K >= 2 the rotations SO(K) connect most of the orbit, and a chain that circles it has the same
+# entry-wise marginals in both components, so raw r-hat cannot see the reflection).
+D, K, N = 5, 1, 100
 
 
 def _data():
     rng = np.random.default_rng(0)
-    W = np.array([[2.0, 0.0], [1.5, 1.0], [0.0, 2.0], [-1.0, 1.5], [1.0, -1.0]])
-    return rng.normal(size=(N, K)) @ W.T + 0.5 * rng.normal(size=(N, D))
+    w = np.array([[2.0], [1.5], [-1.0], [1.0], [0.5]])
+    return rng.normal(size=(N, K)) @ w.T + 0.5 * rng.normal(size=(N, D))
 
 
 def _init_params(x):
-    """Chain 0 at the PCA solution, chain 1 at its reflection W diag(1, -1) (the other
-    connected component of O(2): no continuous path of rotations joins them)."""
+    """Chain 0 at the PCA solution w, chain 1 at -w."""
     xc = x - x.mean(0)
     evals, evecs = np.linalg.eigh(xc.T @ xc / N)
     evals, evecs = evals[::-1], evecs[:, ::-1]
     s2 = evals[K:].mean()
     W0 = evecs[:, :K] * np.sqrt(evals[:K] - s2)
-    W1 = W0 * np.array([1.0, -1.0])
-    W = np.stack([W0, W1])
+    W = np.stack([W0, -W0])
     alpha = D / (W**2).sum(-2)
     return {"W": W, "alpha": np.log(alpha), "noise": np.full((2, D), np.log(s2)),
             "loc": np.stack([x.mean(0)] * 2)}
@@ -105,7 +106,7 @@ def _init_params(x):
 
 def _run(x, seed):
     return run_nuts(bayesian_fa, x, n_components=K, noncentered=False, num_chains=2,
-                    chain_method="vectorized", num_warmup=300, num_samples=300, seed=seed,
+                    chain_method="vectorized", num_warmup=200, num_samples=200, seed=seed,
                     progress_bar=False, init_params=_init_params(x))
 
 
@@ -122,7 +123,7 @@ def _rhat(a):
 
 def test_rhat_raw_W_flags_modes_aligned_quantities_do_not(two_mode_run):
     _, mcmc = two_mode_run
-    W = np.asarray(mcmc.get_samples(group_by_chain=True)["W"])  # (2, 300, D, K)
+    W = np.asarray(mcmc.get_samples(group_by_chain=True)["W"])  # (2, 200, D, K)
     assert _rhat(W).max() > 1.1
     aligned, _ = procrustes_align(W)
     summaries = factor_summaries(W)
@@ -141,12 +142,12 @@ def test_same_seed_same_draws_and_extra_fields(two_mode_run):
     stats = sample_stats(mcmc)
     for name in ("diverging", "energy", "n_steps", "tree_depth", "acceptance_rate", "lp",
                  "step_size"):
-        assert stats[name].shape == (2, 300), name
+        assert stats[name].shape == (2, 200), name
     assert stats["diverging"].dtype == bool
     assert np.all(stats["n_steps"] >= 1) and np.all(stats["tree_depth"] <= 10)
     t = mcmc.pyrogen_timing
-    assert t["chain_method"] == "vectorized" and t["sample_s"] > 0 and t["warmup_s"] > 0
-    assert 0 <= t["sample_compile_s"] <= t["sample_s"]
+    assert t["chain_method"] == "vectorized" and t["num_devices"] >= 1
+    assert 0 < t["compile_s"] <= t["total_s"]
 
 
 def test_run_nuts_validates_arguments():
