@@ -20,7 +20,9 @@ prints each candidate's median process CPU time (less sensitive to a busy machin
 includes its BLAS threads).
 
     python benchmarks/bench_sparse_coding.py [--quick] [--n 10000] [--atoms 256] [--alpha 1.0]
-        [--methods auto,fista,admm] [--repeats 3] [--threads 1] [--dict-cache FILE] [--out FILE]
+        [--methods auto,fista,admm] [--repeats 3] [--threads 1] [--sklearn-threads N]
+        [--dict-cache FILE]
+        [--out FILE]
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ def main() -> None:
     p.add_argument("--dict-iter", type=int, default=5, help="alternating iterations (dictionary)")
     p.add_argument("--methods", default="auto", help="pyrogen solvers, comma-separated")
     p.add_argument("--data", default=None, help="binarized MNIST .npz (default: ../shared/data)")
+    p.add_argument("--sklearn-threads", type=int, default=None,
+                   help="limit numpy/scipy BLAS and OpenMP pools for sklearn (threadpoolctl)")
     p.add_argument("--dict-cache", default=None,
                    help="load the dictionary from this .pt file if it exists, else save it there")
     args = p.parse_args()
@@ -101,7 +105,9 @@ def main() -> None:
     except ImportError:  # pragma: no cover
         blas = ["threadpoolctl not installed"]
     info += (f"\nthreads: pyrogen torch intra-op {torch.get_num_threads()}; sklearn coordinate "
-             f"descent 1 (n_jobs=None), numpy/scipy BLAS/OpenMP pools {', '.join(blas)}")
+             f"descent 1 (n_jobs=None), numpy/scipy BLAS/OpenMP pools {', '.join(blas)}"
+             + (f", limited to {args.sklearn_threads} for sklearn" if args.sklearn_threads
+                else ""))
     print(info)
     lines.append(info)
 
@@ -110,7 +116,16 @@ def main() -> None:
         candidates[f"pyrogen-{m}"] = (
             lambda m=m: solve_lasso(x, w, args.alpha, method=m, tol=1e-8, max_iter=100000)
         )
-    candidates["sklearn"] = lambda: coder.transform(xn)
+    if args.sklearn_threads:
+        from threadpoolctl import threadpool_limits
+
+        def sk_transform():
+            with threadpool_limits(args.sklearn_threads):
+                return coder.transform(xn)
+
+        candidates["sklearn"] = sk_transform
+    else:
+        candidates["sklearn"] = lambda: coder.transform(xn)
     cpu: dict[str, list[float]] = {name: [] for name in candidates}
 
     def timed(name, fn):
