@@ -331,7 +331,7 @@ def cmd_evaluate(args):
         x_all = x_all[order]
     rss_loaded = _rss_mib()
     t0 = time.perf_counter()
-    vals, ses, ess, elbos, blocks = [], [], [], [], []
+    vals, ses, ess, elbos, elbo_ses, blocks = [], [], [], [], [], []
     out = {}
     for start in range(0, x_all.shape[0], args.block):
         xb = x_all[start : start + args.block]
@@ -343,11 +343,12 @@ def cmd_evaluate(args):
         ses.append(ll.stderr)
         ess.append(ll.info["min_ess"])
         elbos.append(el.values)
+        elbo_ses.append(el.stderr)
         cur, peak = _rss_mib()
         blocks.append({"positions": [start, start + xb.shape[0]],
                        "seconds": time.perf_counter() - tb, "rss_mib": cur, "peak_rss_mib": peak})
         is_all = LogLikelihood(values=torch.cat(vals), kind="is_estimate", stderr=torch.cat(ses))
-        elbo_all = LogLikelihood(values=torch.cat(elbos), kind="elbo")
+        elbo_all = LogLikelihood(values=torch.cat(elbos), kind="elbo", stderr=torch.cat(elbo_ses))
         n = len(is_all)
         out = {
             "command": " ".join(sys.argv),
