@@ -31,7 +31,7 @@ repeat compiles). Repeats are interleaved (rotated round robin); medians and rat
 (to ``pyro``) are printed.
 
 Usage: ``python benchmarks/bench_bayes_nuts.py [--quick] [--repeats N] [--nuts-warmup N]
-[--samples N] [--max-tree-depth N] [--datasets digits,mnist] [--out F]``.
+[--samples N] [--max-tree-depth N] [--datasets digits,mnist] [--mnist-repeats N] [--out F]``.
 """
 
 from __future__ import annotations
@@ -235,6 +235,8 @@ def main():
     p.add_argument("--max-tree-depth", type=int, default=8)
     p.add_argument("--datasets", default="digits,mnist")
     p.add_argument("--components", type=int, default=None)
+    p.add_argument("--mnist-repeats", type=int, default=None,
+                   help="repeats for MNIST (default: --repeats)")
     args = p.parse_args()
     torch.set_num_threads(args.threads or 1)
     q = args.quick
@@ -254,6 +256,8 @@ def main():
         if x is None:
             print("binarized MNIST not found: skipped")
         else:
+            if args.mnist_repeats:
+                args.repeats = args.mnist_repeats
             bench_dataset("MNIST-PCA50" if not q else "MNIST-PCA10", x, K, args, args.out)
 
 

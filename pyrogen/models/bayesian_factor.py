@@ -466,8 +466,8 @@ class _BayesianLinearGaussian(GenerativeModel):
             Identity of the data, stored in ``self.data_info``.
         backend : {"pyro", "numpyro"}
             NUTS implementation. ``"numpyro"`` (needs the ``numpyro`` extra) runs NumPyro NUTS
-            on the twin :func:`pyrogen.numpyro.bayesian_fa` / :func:`~pyrogen.numpyro.
-            bayesian_ppca` (same priors and sites; ARD non-centred as with
+            on the twin :func:`pyrogen.numpyro.bayesian_fa` /
+            :func:`pyrogen.numpyro.bayesian_ppca` (same priors and sites; ARD non-centred as with
             ``potential="fast"``; ``potential`` is ignored) from the same chain starts, with
             ``chain_method`` one of ``"sequential"``, ``"parallel"`` (one JAX CPU device per
             chain, see :func:`pyrogen.numpyro.run_nuts`) or ``"vectorized"``, and stores the
