@@ -358,7 +358,7 @@ class SigmoidBeliefNet(GenerativeModel):
         batch_size: int | None = None,
         num_particles: int = 5,
         temperature: float = 0.5,
-        variance_normalization: bool = True,
+        variance_normalization: bool = False,
         loss=None,
         seed: int | None = None,
         progress: bool = True,
@@ -370,10 +370,11 @@ class SigmoidBeliefNet(GenerativeModel):
         ``"wake_sleep"``: :class:`~pyrogen.infer.wake_sleep.WakeSleep`; ``"rws"``:
         per-example :class:`~pyrogen.infer.rws.ReweightedWakeSleep` with ``num_particles``;
         ``"nvil"``: NVIL (Mnih & Gregor 2014), i.e. an input-dependent neural baseline plus a
-        decaying average (:func:`~pyrogen.infer.score_function.with_baseline`) and, when
-        ``variance_normalization`` (default), the learning signal divided by a running estimate
-        of its standard deviation (:class:`~pyrogen.infer.score_function.NVIL_ELBO`; ``False``
-        gives plain ``TraceGraph_ELBO``); ``"reinforce"``:
+        decaying average (:func:`~pyrogen.infer.score_function.with_baseline`), trained by
+        ``TraceGraph_ELBO``; with ``variance_normalization=True`` the learning signal is also
+        divided by a running estimate of its standard deviation
+        (:class:`~pyrogen.infer.score_function.NVIL_ELBO`). Not the default: with Adam on
+        binarized MNIST it trained much more slowly (``benchmarks/README.md``); ``"reinforce"``:
         ``TraceGraph_ELBO`` without baseline; ``"concrete"``: ``Trace_ELBO`` with
         :meth:`relaxed_guide` at ``temperature``; ``"svi"``: ``loss`` (default
         ``TraceGraph_ELBO``) on :meth:`guide`. Losses are per example (nats): for wake-sleep the
