@@ -46,16 +46,15 @@ __all__ = [
     "ICA_SOURCES",
 ]
 
-#: default parameters of each noise-variance prior (the same as ``pyrogen.models.
-#: bayesian_factor.NOISE_PRIORS``)
+#: default parameters of each noise-variance prior (as in the Pyro Bayesian FA / PPCA)
 NOISE_PRIORS: dict[str, tuple[float, ...]] = {
     "inverse_gamma": (1.0, 0.1),
     "lognormal": (math.log(0.1), 1.5),
     "half_cauchy": (1.0,),
 }
 
-#: source densities of :func:`bayesian_noisy_ica` (unit variance, as in
-#: :class:`pyrogen.models.NoisyICA`; the learnt-shape ``"gennorm"`` has no NumPyro twin)
+#: source densities of :func:`bayesian_noisy_ica`, unit variance as in the Pyro noisy ICA
+#: (the learnt-shape "gennorm" source has no NumPyro twin)
 ICA_SOURCES = ("laplace", "logistic", "student_t")
 
 
