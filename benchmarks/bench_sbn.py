@@ -189,6 +189,7 @@ def main():
             os.makedirs(args.save_dir, exist_ok=True)
             model.save(os.path.join(args.save_dir, f"sbn_{m}.pt"))
     for m in methods:
+        model, _ = runs[m]
         ep = steps[m] / steps_per_epoch
         med = statistics.median(sec_per_step[m])
         summary["methods"][m] = {
