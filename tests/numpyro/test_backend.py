@@ -127,15 +127,15 @@ def test_parity_pyro_numpyro_fast(fitted):
 @pytest.mark.slow
 @pytest.mark.parametrize("cls,Dk", [(BayesianFactorAnalysis, (5, 2)), (BayesianPPCA, (6, 2))])
 def test_parity_pyro_numpyro_slow(cls, Dk):
-    """Larger models, more draws: 2 Pyro chains x 1000 vs 4 NumPyro chains x 1000."""
+    """Larger models, more draws: 2 Pyro chains x 500 vs 4 NumPyro chains x 500."""
     d, k = Dk
     x = _data(150, d, k, seed=4)
     mp = cls(d, k).double()
-    mp.fit(x, method="nuts", num_chains=2, num_samples=1000, warmup_steps=500, progress=False,
+    mp.fit(x, method="nuts", num_chains=2, num_samples=500, warmup_steps=300, progress=False,
            seed=5)
     mn = cls(d, k).double()
     mn.fit(x, method="nuts", backend="numpyro", num_chains=4, chain_method="vectorized",
-           num_samples=1000, warmup_steps=500, progress=False, seed=6)
+           num_samples=500, warmup_steps=300, progress=False, seed=6)
 
     def grouped(mm, C):
         return {n: v.reshape(C, -1, *v.shape[1:]).numpy()
