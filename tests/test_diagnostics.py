@@ -16,23 +16,8 @@ from pyro.infer import MCMC, NUTS
 
 from pyrogen import diagnostics
 
-
-def model(x, scale=1.0):
-    mu = pyro.sample("mu", dist.Normal(torch.tensor(0.0, dtype=x.dtype), 1.0))
-    with pyro.plate("data", x.shape[0]):
-        pyro.sample("x", dist.Normal(mu, scale), obs=x)
-
-
-def data(n=20, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, generator=g, dtype=torch.float64) + 0.7
-
-
-def exact_posterior_draws(x, chains, draws, seed=0):
-    n = x.shape[0]
-    g = torch.Generator().manual_seed(seed)
-    mean, sd = float(x.sum()) / (n + 1), 1 / math.sqrt(n + 1)
-    return {"mu": mean + sd * torch.randn(chains, draws, generator=g, dtype=torch.float64)}
+from .diagnostics._models import data, exact_posterior_draws
+from .diagnostics._models import pyro_model as model
 
 
 @pytest.fixture(scope="module")
