@@ -286,15 +286,28 @@ class GenerativeModel(PyroModule):
             model, guide, pyro.optim.Adam({"lr": lr}), loss or pyro.infer.Trace_ELBO()
         )
         history = FitHistory(method="svi", info={"num_steps": num_steps, "lr": lr})
+
+        def step_loss(step):
+            if batch_size is None or batch_size >= n:
+                return svi.step(x, num_data=None) / n
+            idx = torch.randint(0, n, (batch_size,), device=x.device)
+            return svi.step(x[idx], num_data=n) / n
+
+        return self._run_steps(step_loss, history, num_steps=num_steps, lr=lr,
+                               progress=progress, callback=callback)
+
+    def _run_steps(self, step_loss, history: FitHistory, *, num_steps: int, lr: float,
+                   progress: bool, callback=None) -> FitHistory:
+        """Call ``step_loss(step)`` (one optimizer step, returning its loss) ``num_steps`` times.
+
+        Appends each loss to ``history.losses``, refuses a non-finite loss with a
+        ``FloatingPointError`` naming the step and ``lr``, shows a progress bar, calls
+        ``callback(step, loss)`` and sets ``history.seconds``.
+        """
         t0 = time.perf_counter()
         bar = tqdm(range(num_steps), disable=not progress, desc=f"{type(self).__name__} svi")
         for step in bar:
-            if batch_size is None or batch_size >= n:
-                batch, num_data = x, None
-            else:
-                idx = torch.randint(0, n, (batch_size,), device=x.device)
-                batch, num_data = x[idx], n
-            value = svi.step(batch, num_data=num_data) / n
+            value = step_loss(step)
             if not math.isfinite(value):
                 raise FloatingPointError(
                     f"SVI loss became {value} at step {step}; lower lr (got {lr}) or check the "

@@ -70,7 +70,6 @@ from pyro.distributions import constraints
 from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.distributions.util import broadcast_shape
 from pyro.nn import PyroParam, pyro_method
-from tqdm.auto import tqdm
 
 from .._validation import check_choice, check_data, check_float, check_int
 from ..evaluation import LogLikelihood
@@ -1025,31 +1024,19 @@ class ProbabilisticSFA(GenerativeModel):
                 "loss": "negative exact log-likelihood per time step",
             },
         )
-        t0 = time.perf_counter()
         stacked = data.stacked
         n_seq = len(data.seqs)
-        bar = tqdm(range(num_steps), disable=not progress, desc="ProbabilisticSFA svi")
-        for step in bar:
+
+        def step_loss(step):
             if stacked is not None and batch_size is not None and batch_size < n_seq:
                 idx = torch.randint(0, n_seq, (batch_size,), device=stacked.device)
-                value = svi.step(stacked[idx], num_data=n_seq)
-            elif stacked is not None:
-                value = svi.step(stacked)
-            else:
-                value = svi.step(data.seqs)
-            value = value / n_steps
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"SVI loss became {value} at step {step}; lower lr (got {lr}) or check the "
-                    "data scale."
-                )
-            history.losses.append(value)
-            if progress and step % 25 == 0:
-                bar.set_postfix(loss=f"{value:.4f}")
-            if callback is not None:
-                callback(step, value)
-        history.seconds = time.perf_counter() - t0
-        return history
+                return svi.step(stacked[idx], num_data=n_seq) / n_steps
+            if stacked is not None:
+                return svi.step(stacked) / n_steps
+            return svi.step(data.seqs) / n_steps
+
+        return self._run_steps(step_loss, history, num_steps=num_steps, lr=lr,
+                               progress=progress, callback=callback)
 
     # -- protocol verbs ------------------------------------------------------------------------
     def _filter(self, data: _Sequences, smooth: bool):
