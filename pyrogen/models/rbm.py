@@ -22,9 +22,15 @@ layer when it is small, else an AIS estimate (path of GB-RBMs with weights scale
 
 from __future__ import annotations
 
+import math
+import time
+from collections.abc import Callable
+
 import pyro
+import pyro.optim
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from .._validation import check_binary, check_choice, check_float, check_int
 from ..distributions import RBM
@@ -37,10 +43,390 @@ from .base import FitHistory, GenerativeModel, register_model
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
 _TRAINING = ("pcd", "cd", "exact")
+_OPTIMIZERS = ("adam", "sgd")
+_RULE = {"pcd": "PCD-k", "cd": "CD-k", "exact": "exact gradient"}
+
+
+class _JointOptim(pyro.optim.PyroOptim):
+    """A :class:`pyro.optim.PyroOptim` holding ONE torch optimizer over the RBM's parameters.
+
+    Pyro's stock wrappers build one torch optimizer per parameter and call each of them every
+    step; for the three tensors of an RBM a single optimizer (parameter groups: the weight,
+    with the weight decay, and the biases) takes one ``step`` call with multi-tensor
+    (``foreach``) kernels. Adam is elementwise, so the updates are the same as with
+    ``pyro.optim.Adam``.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        super().__init__(type(optimizer), {})
+        self.optimizer = optimizer
+        self._params = {id(p) for g in optimizer.param_groups for p in g["params"]}
+
+    def __call__(self, params, *args, **kwargs) -> None:
+        for p in params:
+            if id(p) not in self._params:
+                raise ValueError(
+                    "the RBM fit optimizer got a parameter that is not the model's own "
+                    f"(shape {tuple(p.shape)}); fit() only trains the model's parameters."
+                )
+        self.optimizer.step()
+
+
+def _as_schedule(value, name: str, kind: str) -> Callable[[int], float]:
+    """A constant or a callable of the step, checked, as a callable of the step."""
+    if callable(value):
+        return value
+    if kind == "int":
+        value = check_int(value, name, low=1)
+    else:
+        value = check_float(value, name, 0.0, 1.0, "co")
+    return lambda step: value
+
+
+class _RBMModel(GenerativeModel):
+    """Shared constructor checks, Pyro program, SVI fit loop and evaluation of the RBM models.
+
+    Subclasses give :meth:`distribution`, :attr:`_enumeration_units`, the data checks
+    (:meth:`_check_train_x`, :meth:`_init_from_data`) and :meth:`sample` / :meth:`transform`.
+    """
+
+    def __init__(
+        self,
+        n_features,
+        n_hidden,
+        *,
+        training,
+        k,
+        num_chains,
+        init_scale,
+        exact_max_units,
+        ais_num_chains,
+        ais_num_betas,
+        sample_steps,
+        seed,
+        **extra,
+    ):
+        n_features = check_int(n_features, "n_features", low=1)
+        n_hidden = check_int(n_hidden, "n_hidden", low=1)
+        check_choice(training, "training", _TRAINING)
+        super().__init__(
+            n_features=n_features,
+            n_hidden=n_hidden,
+            training=training,
+            k=check_int(k, "k", low=1),
+            num_chains=check_int(num_chains, "num_chains", low=1),
+            init_scale=check_float(init_scale, "init_scale", 0.0, None),
+            exact_max_units=check_int(exact_max_units, "exact_max_units", low=1, high=24),
+            ais_num_chains=check_int(ais_num_chains, "ais_num_chains", low=2),
+            ais_num_betas=check_int(ais_num_betas, "ais_num_betas", low=2),
+            sample_steps=check_int(sample_steps, "sample_steps", low=0),
+            seed=check_int(seed, "seed", low=0),
+            **extra,
+        )
+        g = torch.Generator().manual_seed(self.config["seed"])
+        w = self.config["init_scale"] * torch.randn(n_features, n_hidden, generator=g)
+        self.weight = nn.Parameter(w)
+        self.visible_bias = nn.Parameter(torch.zeros(n_features))
+        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
+        self._normalizers: dict = {}
+
+    # ------------------------------------------------------------------ hooks
+    _enumeration_units: int  # units enumerated by the exact log-likelihood
+
+    def distribution(self, normalizer=None):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _ais_base(self):
+        """The AIS base model (``None``: the distribution's default path)."""
+        return None
+
+    def _check_train_x(self, x) -> torch.Tensor:
+        return self._check_x(x)
+
+    def _check_eval_x(self, x) -> torch.Tensor:
+        return self._check_x(x)
+
+    def _init_from_data(self, x) -> None:
+        pass
+
+    def _record_sites(self, v) -> None:
+        pass
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_hidden(self) -> int:
+        return int(self.config["n_hidden"])
+
+    @property
+    def exact(self) -> bool:
+        """Whether :meth:`log_likelihood` is exact (few enough units to enumerate)."""
+        return self._enumeration_units <= self.config["exact_max_units"]
+
+    @property
+    def log_likelihood_kind(self) -> str:  # type: ignore[override]
+        return "exact" if self.exact else "ais_estimate"
+
+    # ------------------------------------------------------------------ the Pyro program
+    def normalizer(self, training: str | None = None):
+        """The normalizer :meth:`model` uses for ``training`` (kept, so PCD chains persist)."""
+        training = training or self.config["training"]
+        check_choice(training, "training", _TRAINING)
+        if training not in self._normalizers:
+            cfg = self.config
+            est = self._monitor_estimator()
+            if training == "pcd":
+                norm = PCD(num_chains=cfg["num_chains"], num_steps=cfg["k"], estimator=est)
+            elif training == "cd":
+                norm = CD(num_steps=cfg["k"], estimator=est)
+            else:
+                norm = Exact(max_units=max(20, cfg["exact_max_units"]))
+            self._normalizers[training] = norm
+        return self._normalizers[training]
+
+    def _monitor_estimator(self):
+        """How PCD/CD refresh the (stale) value of log Z in the training loss: exact when at
+        most 16 units are enumerated, else a short AIS run (a monitoring number)."""
+        if self._enumeration_units <= 16:
+            return Exact()
+        return AIS(
+            num_chains=min(32, self.config["ais_num_chains"]),
+            num_betas=min(300, self.config["ais_num_betas"]),
+            base=self._ais_base(),
+        )
+
+    def _active_normalizer(self):
+        return getattr(self, "_fit_normalizer", None) or self.normalizer()
+
+    @pyro.nn.pyro_method
+    def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
+        """``pyro.sample("x", <the RBM distribution>(..., normalizer=...), obs=x)`` in the
+        data plate."""
+        d = self.distribution(self._active_normalizer())
+        if x is None:
+            with pyro.plate("data", 1 if num_data is None else num_data):
+                return pyro.sample("x", d)
+        with self._data_plate(x, num_data):
+            v = pyro.sample("x", d, obs=x)
+            if getattr(self, "_fit_normalizer", None) is None:  # not inside fit
+                self._record_sites(v)
+        return v
+
+    @pyro.nn.pyro_method
+    def guide(self, x: torch.Tensor | None = None, num_data: int | None = None):
+        """Empty: the model has no latent sample sites (hidden units are summed out)."""
+
+    # ------------------------------------------------------------------ fitting
+    def fit_methods(self) -> tuple[str, ...]:
+        return _TRAINING
+
+    def fit(
+        self,
+        x,
+        *,
+        method: str | None = None,
+        num_steps: int = 1000,
+        lr: float = 0.01,
+        batch_size: int | None = None,
+        loss=None,
+        seed: int | None = None,
+        progress: bool = True,
+        callback=None,
+        data_info: dict | None = None,
+        optimizer: str = "adam",
+        momentum: float | Callable[[int], float] = 0.0,
+        weight_decay: float = 0.0,
+        k: int | Callable[[int], int] | None = None,
+    ) -> FitHistory:
+        r"""Train by ``pyro.infer.SVI`` on :meth:`model` with the PCD, CD or exact normalizer.
+
+        The data are validated once up front (shape, dtype, finite values and, for binary
+        models, 0/1 entries, as scikit-learn does); the SVI steps then run with Pyro's
+        per-step validation off for these already validated mini-batches
+        (``pyro.validation_enabled(False)`` inside this loop only: a user's own
+        ``log_prob`` call with validation on keeps its checks). Mini-batches are drawn
+        without replacement, a fresh permutation every pass over the data. One torch
+        optimizer updates the three parameter tensors in one call.
+
+        Parameters
+        ----------
+        x : Tensor, shape ``(n, n_features)``
+            Training data (binary for :class:`BernoulliRBM`).
+        method : {"pcd", "cd", "exact"}, optional
+            The learning rule (default: the constructor's ``training``). ``"exact"`` needs at
+            most 20 enumerated units.
+        num_steps : int
+            SVI steps (mini-batches).
+        lr : float
+            Step size. For ``"adam"`` Adam's step size; for ``"sgd"`` the step on the
+            *per-example mean* gradient, :math:`\theta \leftarrow \theta - \epsilon
+            (\nabla \bar\ell + \lambda W)` (Hinton's recipe: about 0.05 for binary MNIST).
+        batch_size : int, optional
+            Rows per step (default: all rows).
+        loss : pyro.infer.ELBO, optional
+            Default ``Trace_ELBO()``.
+        seed : int, optional
+            Seeds Pyro's (and torch's) random state first.
+        progress : bool
+            tqdm progress bar.
+        callback : callable, optional
+            ``callback(step, loss)`` after every step.
+        data_info : dict, optional
+            Stored as ``self.data_info``.
+        optimizer : {"adam", "sgd"}
+            ``"sgd"``: SGD with ``momentum``, the classic CD recipe.
+        momentum : float or callable
+            SGD momentum in :math:`[0, 1)`, or a function of the step (e.g. Hinton's 0.5 for
+            the first epochs, then 0.9).
+        weight_decay : float
+            :math:`\lambda` of an L2 penalty :math:`\frac{\lambda}{2}\|W\|^2` per example on
+            the weights (not the biases).
+        k : int or callable, optional
+            Gibbs steps of PCD-k / CD-k, or a function of the step (e.g. CD-1 rising to
+            CD-25 during training, as Salakhutdinov & Murray 2008 did); default the
+            constructor's ``k``.
+
+        Returns
+        -------
+        FitHistory
+            ``method`` is the learning rule; ``losses`` are per-example SVI losses, i.e.
+            :math:`F(x) + \log Z` with the (possibly stale) value of :math:`\log Z`: a
+            monitoring number, not a log-likelihood.
+        """
+        method = self.config["training"] if method is None else method
+        check_choice(method, "method", _TRAINING)
+        check_choice(optimizer, "optimizer", _OPTIMIZERS)
+        num_steps = check_int(num_steps, "num_steps", low=1)
+        lr = check_float(lr, "lr", 0.0, None, "oc")
+        weight_decay = check_float(weight_decay, "weight_decay", 0.0, None)
+        momentum_at = _as_schedule(momentum, "momentum", "float")
+        k_at = _as_schedule(self.config["k"] if k is None else k, "k", "int")
+        x = self._check_train_x(x)
+        n = x.shape[0]
+        batch_size = n if batch_size is None else min(check_int(batch_size, "batch_size", 1), n)
+        if seed is not None:
+            pyro.set_rng_seed(check_int(seed, "seed", low=0))
+        if data_info is not None:
+            self.data_info = dict(data_info)
+        self._init_from_data(x)
+
+        norm = self.normalizer(method)
+        params = [self.weight, *(p for name, p in self.named_parameters() if name != "weight")]
+        # the per-example loss is summed over the n (scaled) rows: gradients are n times the
+        # per-example mean, so SGD's step and the decay are rescaled to per-example units
+        wd = weight_decay * n
+        groups = [{"params": params[:1], "weight_decay": wd}, {"params": params[1:]}]
+        if optimizer == "adam":
+            opt = torch.optim.Adam(groups, lr=lr, foreach=True)
+        else:
+            opt = torch.optim.SGD(groups, lr=lr / n, momentum=momentum_at(0), foreach=True)
+        svi = pyro.infer.SVI(
+            self.model, self.guide, _JointOptim(opt), loss or pyro.infer.Trace_ELBO()
+        )
+
+        history = FitHistory(method=method, info={"num_steps": num_steps, "lr": lr})
+        ks, perm, pos = [], None, n
+        self._fit_normalizer = norm
+        t0 = time.perf_counter()
+        try:
+            bar = tqdm(range(num_steps), disable=not progress, desc=f"{type(self).__name__} svi")
+            with pyro.validation_enabled(False):
+                for step in bar:
+                    kk = check_int(k_at(step), "k(step)", low=1)
+                    if isinstance(norm, (PCD, CD)):
+                        norm.num_steps = kk
+                    if not ks or ks[-1][1] != kk:
+                        ks.append((step, kk))
+                    if optimizer == "sgd":
+                        m = check_float(momentum_at(step), "momentum(step)", 0.0, 1.0, "co")
+                        for grp in opt.param_groups:
+                            grp["momentum"] = m
+                    if batch_size >= n:
+                        batch, num_data = x, None
+                    else:
+                        if pos + batch_size > n:
+                            perm, pos = torch.randperm(n, device=x.device), 0
+                        batch, num_data = x[perm[pos : pos + batch_size]], n
+                        pos += batch_size
+                    value = svi.step(batch, num_data=num_data) / n
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"SVI loss became {value} at step {step}; lower lr (got {lr}) or "
+                            "check the data scale."
+                        )
+                    history.losses.append(value)
+                    if progress and step % 25 == 0:
+                        bar.set_postfix(loss=f"{value:.4f}")
+                    if callback is not None:
+                        callback(step, value)
+        finally:
+            self._fit_normalizer = None
+            if isinstance(norm, (PCD, CD)):
+                norm.num_steps = self.config["k"]
+        history.seconds = time.perf_counter() - t0
+        history.info.update(
+            learning_rule=_RULE[method],
+            k=self.config["k"] if k is None else ks,
+            optimizer=optimizer,
+            weight_decay=weight_decay,
+        )
+        if optimizer == "sgd":
+            history.info["momentum"] = momentum if not callable(momentum) else "schedule"
+        if isinstance(norm, (PCD, CD)) and norm._value is not None:
+            history.info["loss_log_z_kind"] = norm._value.kind
+        return history
+
+    # ------------------------------------------------------------------ evaluation
+    def log_normalizer(self, *, num_chains=None, num_betas=None, seed=None, method=None):
+        """:math:`\\log Z` as a :class:`~pyrogen.normalizers.LogZEstimate`.
+
+        ``method``: ``"exact"`` or ``"ais"``; default exact when :attr:`exact`, else an AIS
+        estimate (``num_chains`` x ``num_betas``) with its standard error.
+        """
+        method = ("exact" if self.exact else "ais") if method is None else method
+        check_choice(method, "method", ("exact", "ais"))
+        d = self.distribution(Exact(max_units=24))
+        with torch.no_grad():
+            if method == "exact":
+                return d.log_normalizer()
+            ais = AIS(
+                num_chains=num_chains or self.config["ais_num_chains"],
+                num_betas=num_betas or self.config["ais_num_betas"],
+                base=self._ais_base(),
+                seed=seed,
+            )
+            return ais(d)
+
+    def log_likelihood(self, x, *, num_chains=None, num_betas=None, seed=None) -> LogLikelihood:
+        """Per-example :math:`\\log p(x) = -F(x) - \\log Z` (nats).
+
+        Exact (``kind="exact"``) when :attr:`exact`; otherwise ``kind="ais_estimate"``:
+        :math:`\\log Z` by AIS with ``num_chains`` chains and ``num_betas`` temperatures
+        (defaults from the constructor). The AIS :math:`\\hat Z` is unbiased for :math:`Z`, so
+        the values are a stochastic *upper* bound on the log-likelihood in expectation;
+        ``shared_stderr`` is the standard error of :math:`\\log \\hat Z` (shared by all
+        examples).
+        """
+        x = self._check_eval_x(x)
+        with torch.no_grad():
+            d = self.distribution(Exact(max_units=24))
+            est = self.log_normalizer(num_chains=num_chains, num_betas=num_betas, seed=seed)
+            values = d.unnormalized_log_prob(x) - est.log_z
+        if est.kind == "exact":
+            return LogLikelihood(values=values, kind="exact", info={"log_z": float(est.log_z)})
+        info = {
+            "log_z": float(est.log_z),
+            "log_z_stderr": float(est.stderr),
+            "ess": float(est.ess),
+            "num_chains": est.info["num_chains"],
+            "num_betas": est.info["num_betas"],
+        }
+        return LogLikelihood(
+            values=values, kind="ais_estimate", shared_stderr=float(est.stderr), info=info
+        )
 
 
 @register_model("rbm")
-class BernoulliRBM(GenerativeModel):
+class BernoulliRBM(_RBMModel):
     r"""Binary RBM :math:`E(v,h) = -b^\top v - c^\top h - v^\top W h` (eq. 20.5) as a Pyro model.
 
     Parameters
@@ -92,20 +478,9 @@ class BernoulliRBM(GenerativeModel):
         sample_steps: int = 1000,
         seed: int = 0,
     ):
-        n_features = check_int(n_features, "n_features", low=1)
-        n_hidden = check_int(n_hidden, "n_hidden", low=1)
-        check_choice(training, "training", _TRAINING)
-        k = check_int(k, "k", low=1)
-        num_chains = check_int(num_chains, "num_chains", low=1)
-        init_scale = check_float(init_scale, "init_scale", 0.0, None)
-        exact_max_units = check_int(exact_max_units, "exact_max_units", low=1, high=24)
-        ais_num_chains = check_int(ais_num_chains, "ais_num_chains", low=2)
-        ais_num_betas = check_int(ais_num_betas, "ais_num_betas", low=2)
-        sample_steps = check_int(sample_steps, "sample_steps", low=0)
-        seed = check_int(seed, "seed", low=0)
         super().__init__(
-            n_features=n_features,
-            n_hidden=n_hidden,
+            n_features,
+            n_hidden,
             training=training,
             k=k,
             num_chains=num_chains,
@@ -116,54 +491,15 @@ class BernoulliRBM(GenerativeModel):
             sample_steps=sample_steps,
             seed=seed,
         )
-        g = torch.Generator().manual_seed(seed)
-        self.weight = nn.Parameter(init_scale * torch.randn(n_features, n_hidden, generator=g))
-        self.visible_bias = nn.Parameter(torch.zeros(n_features))
-        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
         #: log-odds of the training data's base rates (the AIS base model and sampler start)
-        self.register_buffer("base_rate_logits", torch.zeros(n_features))
-        self._normalizers: dict = {}
-
-    # ------------------------------------------------------------------ the Pyro program
-    @property
-    def n_hidden(self) -> int:
-        return int(self.config["n_hidden"])
+        self.register_buffer("base_rate_logits", torch.zeros(self.n_features))
 
     @property
-    def exact(self) -> bool:
-        """Whether :meth:`log_likelihood` is exact (the smaller layer is small enough)."""
-        return min(self.n_features, self.n_hidden) <= self.config["exact_max_units"]
+    def _enumeration_units(self) -> int:
+        return min(self.n_features, self.n_hidden)
 
-    @property
-    def log_likelihood_kind(self) -> str:  # type: ignore[override]
-        return "exact" if self.exact else "ais_estimate"
-
-    def normalizer(self, training: str | None = None):
-        """The normalizer :meth:`model` uses for ``training`` (kept, so PCD chains persist)."""
-        training = training or self.config["training"]
-        check_choice(training, "training", _TRAINING)
-        if training not in self._normalizers:
-            cfg = self.config
-            est = self._monitor_estimator()
-            if training == "pcd":
-                norm = PCD(num_chains=cfg["num_chains"], num_steps=cfg["k"], estimator=est)
-            elif training == "cd":
-                norm = CD(num_steps=cfg["k"], estimator=est)
-            else:
-                norm = Exact(max_units=max(20, cfg["exact_max_units"]))
-            self._normalizers[training] = norm
-        return self._normalizers[training]
-
-    def _monitor_estimator(self):
-        """How PCD/CD refresh the (stale) value of log Z in the training loss: exact when the
-        smaller layer has at most 16 units, else a short AIS run (a monitoring number)."""
-        if min(self.n_features, self.n_hidden) <= 16:
-            return Exact()
-        return AIS(
-            num_chains=min(32, self.config["ais_num_chains"]),
-            num_betas=min(300, self.config["ais_num_betas"]),
-            base=self.base_rate_logits,
-        )
+    def _ais_base(self):
+        return self.base_rate_logits
 
     def distribution(self, normalizer=None) -> RBM:
         """The :class:`~pyrogen.distributions.RBM` with the current parameters."""
@@ -175,101 +511,18 @@ class BernoulliRBM(GenerativeModel):
             mcmc_steps=self.config["sample_steps"],
         )
 
-    @pyro.nn.pyro_method
-    def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
-        """``pyro.sample("x", RBM(W, b, c, normalizer=...), obs=x)`` in the data plate.
+    def _record_sites(self, v) -> None:
+        # outside fit only: it costs one more matrix product
+        pyro.deterministic("hidden_mean", torch.sigmoid(self.hidden_bias + v @ self.weight))
 
-        Also records ``hidden_mean`` :math:`= P(h = 1 \\mid v)` as a deterministic site
-        (except inside :meth:`fit`, where it would cost one more matrix product per step).
-        """
-        d = self.distribution(self._active_normalizer())
-        if x is None:
-            n = 1 if num_data is None else num_data
-            with pyro.plate("data", n):
-                return pyro.sample("x", d)
-        with self._data_plate(x, num_data):
-            v = pyro.sample("x", d, obs=x)
-            if getattr(self, "_fit_normalizer", None) is None:  # not inside fit: save a matmul
-                h = torch.sigmoid(self.hidden_bias + v @ self.weight)
-                pyro.deterministic("hidden_mean", h)
-        return v
+    def _check_train_x(self, x) -> torch.Tensor:
+        return check_binary(self._check_x(x), "x")
 
-    @pyro.nn.pyro_method
-    def guide(self, x: torch.Tensor | None = None, num_data: int | None = None):
-        """Empty: the model has no latent sample sites (hidden units are summed out)."""
+    _check_eval_x = _check_train_x
 
-    def _active_normalizer(self):
-        return getattr(self, "_fit_normalizer", None) or self.normalizer()
-
-    # ------------------------------------------------------------------ fitting
-    def fit_methods(self) -> tuple[str, ...]:
-        return _TRAINING
-
-    def fit(
-        self,
-        x,
-        *,
-        method: str | None = None,
-        num_steps: int = 1000,
-        lr: float = 0.01,
-        batch_size: int | None = None,
-        loss=None,
-        seed: int | None = None,
-        progress: bool = True,
-        callback=None,
-        data_info: dict | None = None,
-    ) -> FitHistory:
-        """Train by ``pyro.infer.SVI`` (Adam) on :meth:`model` with the PCD, CD or exact
-        normalizer.
-
-        Parameters
-        ----------
-        x : Tensor, shape ``(n, n_features)``, binary
-        method : {"pcd", "cd", "exact"}, optional
-            The learning rule (default: the constructor's ``training``). ``"exact"`` needs
-            :math:`\\min(n_v, n_h) \\le 20`.
-        num_steps, lr, batch_size, loss, seed, progress, callback, data_info :
-            As in :meth:`GenerativeModel.fit`.
-
-        Returns
-        -------
-        FitHistory
-            ``method`` is the learning rule; ``losses`` are per-example SVI losses, i.e.
-            :math:`F(x) + \\log Z` with the (possibly stale) value of :math:`\\log Z`.
-        """
-        method = self.config["training"] if method is None else method
-        check_choice(method, "method", _TRAINING)
-        x = self._check_x(x)
-        check_binary(x, "x")
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
-        self._init_from_data(x)
-        self._fit_normalizer = self.normalizer(method)
-        try:
-            hist = self._fit_svi(
-                x,
-                num_steps=num_steps,
-                lr=lr,
-                batch_size=batch_size,
-                loss=loss,
-                seed=None,
-                progress=progress,
-                callback=callback,
-                data_info=data_info,
-            )
-        finally:
-            self._fit_normalizer = None
-        hist.method = method
-        hist.info["learning_rule"] = {"pcd": "PCD-k", "cd": "CD-k", "exact": "exact gradient"}[
-            method
-        ]
-        hist.info["k"] = self.config["k"]
-        last = self.normalizer(method)
-        if isinstance(last, (PCD, CD)) and last._value is not None:
-            hist.info["loss_log_z_kind"] = last._value.kind
-        return hist
-
-    def _init_from_data(self, x):
+    def _init_from_data(self, x) -> None:
+        """Base rates of ``x`` -> the AIS base; the visible biases too at the first fit
+        (Hinton's recipe)."""
         from ..infer.ais import base_rate_visible_bias
 
         with torch.no_grad():
@@ -278,59 +531,6 @@ class BernoulliRBM(GenerativeModel):
             self.base_rate_logits.copy_(logits)
             if first and not bool(self.visible_bias.any()):
                 self.visible_bias.copy_(logits)
-
-    # ------------------------------------------------------------------ evaluation
-    def _check_binary_x(self, x):
-        x = self._check_x(x)
-        return check_binary(x, "x")
-
-    def log_normalizer(self, *, num_chains=None, num_betas=None, seed=None, method=None):
-        """:math:`\\log Z` as a :class:`~pyrogen.normalizers.LogZEstimate`.
-
-        ``method``: ``"exact"`` or ``"ais"``; default exact when :attr:`exact`, else an AIS
-        estimate (``num_chains`` x ``num_betas``, base-rate path) with its standard error.
-        """
-        method = ("exact" if self.exact else "ais") if method is None else method
-        check_choice(method, "method", ("exact", "ais"))
-        d = self.distribution(Exact(max_units=24))
-        with torch.no_grad():
-            if method == "exact":
-                return d.log_normalizer()
-            ais = AIS(
-                num_chains=num_chains or self.config["ais_num_chains"],
-                num_betas=num_betas or self.config["ais_num_betas"],
-                base=self.base_rate_logits,
-                seed=seed,
-            )
-            return ais(d)
-
-    def log_likelihood(self, x, *, num_chains=None, num_betas=None, seed=None) -> LogLikelihood:
-        """Per-example :math:`\\log p(x) = -F(x) - \\log Z`.
-
-        Exact (``kind="exact"``) when :math:`\\min(n_v, n_h) \\le` ``exact_max_units``;
-        otherwise ``kind="ais_estimate"``: :math:`\\log Z` by AIS with ``num_chains`` chains and
-        ``num_betas`` temperatures (defaults from the constructor) on the base-rate path. The
-        AIS :math:`\\hat Z` is unbiased for :math:`Z`, so the values are a stochastic *upper*
-        bound on the log-likelihood in expectation; ``shared_stderr`` is the standard error of
-        :math:`\\log \\hat Z` (shared by all examples).
-        """
-        x = self._check_binary_x(x)
-        with torch.no_grad():
-            d = self.distribution(Exact(max_units=24))
-            est = self.log_normalizer(num_chains=num_chains, num_betas=num_betas, seed=seed)
-            values = d.unnormalized_log_prob(x) - est.log_z
-        if est.kind == "exact":
-            return LogLikelihood(values=values, kind="exact", info={"log_z": float(est.log_z)})
-        info = {
-            "log_z": float(est.log_z),
-            "log_z_stderr": float(est.stderr),
-            "ess": float(est.ess),
-            "num_chains": est.info["num_chains"],
-            "num_betas": est.info["num_betas"],
-        }
-        return LogLikelihood(
-            values=values, kind="ais_estimate", shared_stderr=float(est.stderr), info=info
-        )
 
     def raise_check(self, x, *, num_chains: int = 10, num_betas: int | None = None, seed=None):
         """RAISE (Burda, Grosse & Salakhutdinov 2015): a conservative estimate of log p(x).
@@ -343,7 +543,7 @@ class BernoulliRBM(GenerativeModel):
         """
         from ..infer.ais import reverse_ais
 
-        x = self._check_binary_x(x)
+        x = self._check_eval_x(x)
         num_chains = check_int(num_chains, "num_chains", low=2)
         num_betas = num_betas or self.config["ais_num_betas"]
         g = None if seed is None else torch.Generator().manual_seed(check_int(seed, "seed", 0))
@@ -384,7 +584,7 @@ class BernoulliRBM(GenerativeModel):
 
 
 @register_model("gb-rbm")
-class GaussianBernoulliRBM(GenerativeModel):
+class GaussianBernoulliRBM(_RBMModel):
     r"""Gaussian-Bernoulli RBM (book §20.5.1) as a Pyro model: real visible, binary hidden units.
 
     .. math::
@@ -454,85 +654,41 @@ class GaussianBernoulliRBM(GenerativeModel):
         sample_steps: int = 1000,
         seed: int = 0,
     ):
-        n_features = check_int(n_features, "n_features", low=1)
-        n_hidden = check_int(n_hidden, "n_hidden", low=1)
-        check_choice(training, "training", _TRAINING)
-        k = check_int(k, "k", low=1)
-        num_chains = check_int(num_chains, "num_chains", low=1)
         sigma = check_float(sigma, "sigma", 0.0, None, "oo")
         if not isinstance(learn_sigma, bool):
             raise TypeError(
                 f"learn_sigma must be a bool. Got {type(learn_sigma).__name__} instead."
             )
-        init_scale = check_float(init_scale, "init_scale", 0.0, None)
-        exact_max_units = check_int(exact_max_units, "exact_max_units", low=1, high=24)
-        ais_num_chains = check_int(ais_num_chains, "ais_num_chains", low=2)
-        ais_num_betas = check_int(ais_num_betas, "ais_num_betas", low=2)
-        sample_steps = check_int(sample_steps, "sample_steps", low=0)
-        seed = check_int(seed, "seed", low=0)
         super().__init__(
-            n_features=n_features,
-            n_hidden=n_hidden,
+            n_features,
+            n_hidden,
             training=training,
             k=k,
             num_chains=num_chains,
-            sigma=sigma,
-            learn_sigma=learn_sigma,
             init_scale=init_scale,
             exact_max_units=exact_max_units,
             ais_num_chains=ais_num_chains,
             ais_num_betas=ais_num_betas,
             sample_steps=sample_steps,
             seed=seed,
+            sigma=sigma,
+            learn_sigma=learn_sigma,
         )
-        g = torch.Generator().manual_seed(seed)
-        self.weight = nn.Parameter(init_scale * torch.randn(n_features, n_hidden, generator=g))
-        self.visible_bias = nn.Parameter(torch.zeros(n_features))
-        self.hidden_bias = nn.Parameter(torch.zeros(n_hidden))
-        log_sigma = torch.full((n_features,), float(torch.tensor(sigma).log()))
+        log_sigma = torch.full((self.n_features,), math.log(sigma))
         if learn_sigma:
             self.log_sigma = nn.Parameter(log_sigma)
         else:
             self.register_buffer("log_sigma", log_sigma)
         self.register_buffer("_initialized", torch.zeros((), dtype=torch.bool))
-        self._normalizers: dict = {}
 
     @property
-    def n_hidden(self) -> int:
-        return int(self.config["n_hidden"])
+    def _enumeration_units(self) -> int:
+        return self.n_hidden
 
     @property
     def sigma(self) -> torch.Tensor:
         r"""Visible standard deviations :math:`\sigma_i`, shape ``(n_features,)``."""
         return self.log_sigma.exp()
-
-    @property
-    def exact(self) -> bool:
-        """Whether :meth:`log_likelihood` is exact (few enough hidden units to enumerate)."""
-        return self.n_hidden <= self.config["exact_max_units"]
-
-    @property
-    def log_likelihood_kind(self) -> str:  # type: ignore[override]
-        return "exact" if self.exact else "ais_estimate"
-
-    def normalizer(self, training: str | None = None):
-        """The normalizer :meth:`model` uses for ``training`` (kept, so PCD chains persist)."""
-        training = training or self.config["training"]
-        check_choice(training, "training", _TRAINING)
-        if training not in self._normalizers:
-            cfg = self.config
-            if self.n_hidden <= 16:
-                est = Exact()
-            else:
-                est = AIS(num_chains=min(32, cfg["ais_num_chains"]), num_betas=300)
-            if training == "pcd":
-                norm = PCD(num_chains=cfg["num_chains"], num_steps=cfg["k"], estimator=est)
-            elif training == "cd":
-                norm = CD(num_steps=cfg["k"], estimator=est)
-            else:
-                norm = Exact(max_units=max(20, cfg["exact_max_units"]))
-            self._normalizers[training] = norm
-        return self._normalizers[training]
 
     def distribution(self, normalizer=None) -> _GBRBMDistribution:
         """The :class:`~pyrogen.distributions.GaussianBernoulliRBM` with the current
@@ -546,125 +702,12 @@ class GaussianBernoulliRBM(GenerativeModel):
             mcmc_steps=self.config["sample_steps"],
         )
 
-    @pyro.nn.pyro_method
-    def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
-        """``pyro.sample("x", GaussianBernoulliRBM(W, b, c, sigma, normalizer=...), obs=x)``
-        in the data plate."""
-        d = self.distribution(getattr(self, "_fit_normalizer", None) or self.normalizer())
-        if x is None:
-            with pyro.plate("data", 1 if num_data is None else num_data):
-                return pyro.sample("x", d)
-        with self._data_plate(x, num_data):
-            return pyro.sample("x", d, obs=x)
-
-    @pyro.nn.pyro_method
-    def guide(self, x: torch.Tensor | None = None, num_data: int | None = None):
-        """Empty: no latent sample sites (the hidden units are summed out)."""
-
-    def fit_methods(self) -> tuple[str, ...]:
-        return _TRAINING
-
-    def fit(
-        self,
-        x,
-        *,
-        method: str | None = None,
-        num_steps: int = 1000,
-        lr: float = 0.01,
-        batch_size: int | None = None,
-        loss=None,
-        seed: int | None = None,
-        progress: bool = True,
-        callback=None,
-        data_info: dict | None = None,
-    ) -> FitHistory:
-        r"""Train by ``pyro.infer.SVI`` (Adam) with the PCD, CD or exact normalizer.
-
-        Parameters
-        ----------
-        x : Tensor, shape ``(n, n_features)``, real
-        method : {"pcd", "cd", "exact"}, optional
-            The learning rule (default: the constructor's ``training``).
-        num_steps, lr, batch_size, loss, seed, progress, callback, data_info :
-            As in :meth:`GenerativeModel.fit`.
-
-        Returns
-        -------
-        FitHistory
-            ``losses`` are per-example :math:`F(x) + \log Z` with the (possibly stale, for
-            PCD/CD) value of :math:`\log Z`: a monitoring number.
-        """
-        method = self.config["training"] if method is None else method
-        check_choice(method, "method", _TRAINING)
-        x = self._check_x(x)
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
+    def _init_from_data(self, x) -> None:
+        """Visible biases := the data mean, at the first fit."""
         if not bool(self._initialized):
             with torch.no_grad():
                 self.visible_bias.copy_(x.mean(0))
                 self._initialized.fill_(True)
-        self._fit_normalizer = self.normalizer(method)
-        try:
-            hist = self._fit_svi(
-                x,
-                num_steps=num_steps,
-                lr=lr,
-                batch_size=batch_size,
-                loss=loss,
-                seed=None,
-                progress=progress,
-                callback=callback,
-                data_info=data_info,
-            )
-        finally:
-            self._fit_normalizer = None
-        hist.method = method
-        hist.info["learning_rule"] = {"pcd": "PCD-k", "cd": "CD-k", "exact": "exact gradient"}[
-            method
-        ]
-        hist.info["k"] = self.config["k"]
-        return hist
-
-    def log_normalizer(self, *, num_chains=None, num_betas=None, seed=None, method=None):
-        r""":math:`\log Z` as a :class:`~pyrogen.normalizers.LogZEstimate`: exact (``method=
-        "exact"``, default when :attr:`exact`) or an AIS estimate with its standard error."""
-        method = ("exact" if self.exact else "ais") if method is None else method
-        check_choice(method, "method", ("exact", "ais"))
-        with torch.no_grad():
-            if method == "exact":
-                return self.distribution(Exact(max_units=24)).log_normalizer()
-            ais = AIS(
-                num_chains=num_chains or self.config["ais_num_chains"],
-                num_betas=num_betas or self.config["ais_num_betas"],
-                seed=seed,
-            )
-            return ais(self.distribution(Exact(max_units=24)))
-
-    def log_likelihood(self, x, *, num_chains=None, num_betas=None, seed=None) -> LogLikelihood:
-        r"""Per-example :math:`\log p(x) = -F(x) - \log Z` (densities, nats).
-
-        ``kind="exact"`` when ``n_hidden <= exact_max_units``; otherwise ``kind=
-        "ais_estimate"`` (a stochastic upper bound in expectation, since the AIS :math:`\hat Z`
-        is unbiased for :math:`Z`) with ``shared_stderr`` the standard error of
-        :math:`\log \hat Z`.
-        """
-        x = self._check_x(x)
-        with torch.no_grad():
-            d = self.distribution(Exact(max_units=24))
-            est = self.log_normalizer(num_chains=num_chains, num_betas=num_betas, seed=seed)
-            values = d.unnormalized_log_prob(x) - est.log_z
-        if est.kind == "exact":
-            return LogLikelihood(values=values, kind="exact", info={"log_z": float(est.log_z)})
-        info = {
-            "log_z": float(est.log_z),
-            "log_z_stderr": float(est.stderr),
-            "ess": float(est.ess),
-            "num_chains": est.info["num_chains"],
-            "num_betas": est.info["num_betas"],
-        }
-        return LogLikelihood(
-            values=values, kind="ais_estimate", shared_stderr=float(est.stderr), info=info
-        )
 
     def sample(self, n, *, num_steps: int | None = None) -> torch.Tensor:
         r"""``n`` draws of :math:`v`: exact when ``n_hidden <= 16`` (hidden state from its
