@@ -398,16 +398,20 @@ class VAE(GenerativeModel):
                     z = pyro.sample("z1", dist.Normal(loc, scale).to_event(1))
             pyro.sample("x", self._likelihood_dist(z, y1h), obs=x)
 
+    def _sample_posterior(self, loc, scale):
+        """The guide's latent sites: ``z`` (or ``z1`` and then ``z2 | z1``), KL-scaled."""
+        with self._kl_scale():
+            name = "z1" if len(self.latent_dims) == 2 else "z"
+            z = pyro.sample(name, dist.Normal(loc, scale).to_event(1))
+            if len(self.latent_dims) == 2:
+                loc2, scale2 = self.encoder_top(z)
+                pyro.sample("z2", dist.Normal(loc2, scale2).to_event(1))
+
     def _guide_body(self, x, y1h, num_data):
         self._register("guide")
         with self._data_plate(x, num_data):
             loc, scale = self._encode(x, y1h)
-            with self._kl_scale():
-                name = "z1" if len(self.latent_dims) == 2 else "z"
-                z = pyro.sample(name, dist.Normal(loc, scale).to_event(1))
-                if len(self.latent_dims) == 2:
-                    loc2, scale2 = self.encoder_top(z)
-                    pyro.sample("z2", dist.Normal(loc2, scale2).to_event(1))
+            self._sample_posterior(loc, scale)
 
     @pyro_method
     def model(self, x: torch.Tensor, num_data: int | None = None):
@@ -939,12 +943,7 @@ class ConditionalVAE(VAE):
                 y = pyro.sample("y", dist.Categorical(logits=self.classifier(x)))
             y1h = self._one_hot(y)
             loc, scale = self._encode(x, y1h)
-            with self._kl_scale():
-                name = "z1" if len(self.latent_dims) == 2 else "z"
-                z = pyro.sample(name, dist.Normal(loc, scale).to_event(1))
-                if len(self.latent_dims) == 2:
-                    loc2, scale2 = self.encoder_top(z)
-                    pyro.sample("z2", dist.Normal(loc2, scale2).to_event(1))
+            self._sample_posterior(loc, scale)
 
     def fit(self, x, y=None, *, loss="elbo", **kwargs) -> FitHistory:
         """As :meth:`VAE.fit`, with labels ``y`` (int tensor, shape ``(n,)``).
