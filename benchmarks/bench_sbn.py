@@ -1,22 +1,30 @@
 """SBN 200-200 on the fixed binarized MNIST: wake-sleep vs reweighted wake-sleep vs NVIL.
 
 Methods (``--methods``, comma-separated): ``wake-sleep``; ``rws`` (per-example reweighted
-wake-sleep, ``--rws-k`` particles); ``nvil`` (``TraceGraph_ELBO`` with NVIL's input-dependent
-plus decaying-average baselines and NVIL's variance normalization,
+wake-sleep, ``--rws-k`` particles); ``nvil`` (``TraceGraph_ELBO`` estimator with NVIL's
+input-dependent plus decaying-average baselines and NVIL's variance normalization,
 :class:`pyrogen.infer.score_function.NVIL_ELBO`); ``nvil-raw`` (the same without the variance
-normalization: plain ``TraceGraph_ELBO``).
+normalization, ``NVIL_ELBO(variance_normalization=False)``). Each method has its own model
+(unique Pyro name, hence its own parameters and baseline network in the param store) and its
+own loss object, which holds its decaying-average baselines and running statistics: nothing is
+shared between methods trained in one process.
 
-Three :class:`pyrogen.models.HelmholtzMachine` ``[784, 200, 200]`` (layer-wise bottom-up
+The :class:`pyrogen.models.HelmholtzMachine` models (``--layers``, layer-wise bottom-up
 recognition network) are trained **interleaved** in one process: every round gives each method
-one chunk of ``--chunk`` minibatch steps (rotated order), until ``--budget-min`` minutes of
-training wall time in total are spent, so that the machine's load drifts hit every method alike.
-Time per epoch is the median over chunks of (seconds per step) x (steps per epoch).
+one chunk of ``--chunk`` minibatch steps (rotated order) until every method has done
+``--epochs`` epochs (the same budget for all) or ``--budget-min`` minutes of training wall time
+are spent, so that the machine's load drifts hit every method alike. Time per epoch is the median
+over chunks of (seconds per step) x (steps per epoch). Models are saved (atomically) to
+``--save-dir`` right after training; ``--load-dir`` skips training and evaluates saved models.
 
 Then the test log-likelihood is estimated by importance sampling with the recognition network
 as proposal (:func:`pyrogen.infer.importance.importance_log_likelihood`, kind ``is_estimate``: a
 stochastic lower bound in expectation) with ``--k`` particles on ``--n-eval`` evenly spaced
 test images (the test set is ordered by writer, so its first images are not representative),
-with its Monte Carlo standard error.
+in interleaved blocks so that a time-truncated prefix is spread out too. Reported: the mean with
+its Monte Carlo standard error (delta method; optimistic when the effective sample size of the
+weights is small) and the test-set sampling standard error sd/sqrt(n), the ESS of the weights
+(min, median, fraction of images below 10), and the ELBO on the same images.
 
 Anchors (full training, hundreds of epochs): NVIL SBN 200-200 about -99.8 (Mnih & Gregor 2014),
 VIMCO SBN 200-200-200 about -91.7 / -93.6 (Mnih & Rezende 2016), RWS SBN 200-200 about -93 to
@@ -24,8 +32,8 @@ VIMCO SBN 200-200-200 about -91.7 / -93.6 (Mnih & Rezende 2016), RWS SBN 200-200
 
 Example::
 
-    python benchmarks/bench_sbn.py --budget-min 25 --n-eval 100 --k 5000 \
-        --log /work/notes/sbn_run.log
+    python benchmarks/bench_sbn.py --epochs 20 --lr 1e-3 --n-eval 1000 --k 5000 \
+        --save-dir /tmp/sbn_models --json /tmp/sbn.json --log /tmp/sbn.log
 """
 
 from __future__ import annotations
@@ -53,6 +61,7 @@ from pyrogen.infer.rws import ReweightedWakeSleep  # noqa: E402
 from pyrogen.infer.score_function import NVIL_ELBO, NeuralBaseline, with_baseline  # noqa: E402
 from pyrogen.infer.wake_sleep import WakeSleep  # noqa: E402
 from pyrogen.models import HelmholtzMachine  # noqa: E402
+from pyrogen.models.base import load  # noqa: E402
 
 
 def make_method(name, x_train, layers, lr, rws_k):
@@ -70,7 +79,9 @@ def make_method(name, x_train, layers, lr, rws_k):
         baseline = NeuralBaseline(layers[0], sites)
         guide = with_baseline(model.guide, "nvil", module=baseline,
                               name=f"{model._pyro_name}_nvil")
-        loss = NVIL_ELBO() if name == "nvil" else pyro.infer.TraceGraph_ELBO()
+        # the loss object owns the decaying averages (Pyro's TraceGraph_ELBO would key them by
+        # site name in the global param store, shared by nvil and nvil-raw in one process)
+        loss = NVIL_ELBO(variance_normalization=(name == "nvil"))
     else:
         raise ValueError(name)
     svi = pyro.infer.SVI(model.model, guide, pyro.optim.Adam({"lr": lr}), loss)
@@ -87,34 +98,91 @@ def test_elbo(model, x, num_particles):
                          stderr=lw.std(0) / math.sqrt(num_particles))
 
 
+def _write_json(path, obj):
+    if path:
+        with open(path + ".tmp", "w") as f:
+            json.dump(obj, f, indent=2)
+        os.replace(path + ".tmp", path)
+
+
+def spread_indices(n_total, n_eval, block):
+    """``n_eval`` evenly spaced indices of ``range(n_total)``, reordered in interleaved blocks
+    of about ``block`` so that every prefix of whole blocks is spread over the test set."""
+    n_eval = min(n_eval, n_total)
+    idx = torch.arange(0, n_total, max(n_total // max(n_eval, 1), 1))[:n_eval]
+    nb = max(math.ceil(n_eval / block), 1)
+    return torch.cat([idx[j::nb] for j in range(nb)])
+
+
+def evaluate(model, x_eval, k, block, minutes, elbo_particles, on_block=None):
+    """IS log-likelihood (k particles) and ELBO on ``x_eval``, block by block; returns a dict."""
+    t0 = time.perf_counter()
+    vals, ses, ess, elbos, elbo_ses = [], [], [], [], []
+    res = {}
+    for start in range(0, x_eval.shape[0], block):
+        xb = x_eval[start : start + block]
+        part = importance_log_likelihood(model.model, model.guide, xb, num_particles=k,
+                                         batch_size=25, chunk=200, max_plate_nesting=1)
+        el = test_elbo(model, xb, elbo_particles)
+        vals.append(part.values)
+        ses.append(part.stderr)
+        ess.append(part.info["ess"].double())
+        elbos.append(el.values)
+        elbo_ses.append(el.stderr)
+        ll = LogLikelihood(values=torch.cat(vals), kind="is_estimate", stderr=torch.cat(ses))
+        elbo = LogLikelihood(values=torch.cat(elbos), kind="elbo", stderr=torch.cat(elbo_ses))
+        e = torch.cat(ess)
+        n = len(ll)
+        res = {
+            "n_test": n, "k": k,
+            "test_is": ll.to_dict(),
+            "is_mean": ll.mean(), "is_mc_se": ll.mean_stderr(),
+            "is_data_se": float(ll.values.std() / math.sqrt(n)) if n > 1 else None,
+            "ess_min": float(e.min()), "ess_median": float(e.median()),
+            "ess_mean": float(e.mean()), "frac_ess_below_10": float((e < 10).double().mean()),
+            "test_elbo": elbo.to_dict(), "elbo_particles": elbo_particles,
+            "elbo_mean": elbo.mean(), "elbo_mc_se": elbo.mean_stderr(),
+            "elbo_data_se": float(elbo.values.std() / math.sqrt(n)) if n > 1 else None,
+            "eval_seconds": time.perf_counter() - t0,
+        }
+        if on_block is not None:
+            on_block(res)
+        if minutes is not None and time.perf_counter() - t0 > 60 * minutes:
+            break
+    return res
+
+
 def main():
     ap = bench_parser(__doc__.splitlines()[0])
-    ap.add_argument("--budget-min", type=float, default=25.0)
+    ap.add_argument("--epochs", type=float, default=None,
+                    help="epoch budget of every method (training stops when all reach it)")
+    ap.add_argument("--budget-min", type=float, default=25.0,
+                    help="cap on the training wall time, all methods together")
     ap.add_argument("--chunk", type=int, default=100, help="steps per method per round")
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--rws-k", type=int, default=5)
     ap.add_argument("--layers", type=str, default="784,200,200")
-    ap.add_argument("--methods", type=str, default="wake-sleep,rws,nvil")
+    ap.add_argument("--methods", type=str, default="wake-sleep,rws,nvil,nvil-raw")
     ap.add_argument("--n-eval", type=int, default=100)
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--train-limit", type=int, default=None)
     ap.add_argument("--log", type=str, default=None)
     ap.add_argument("--save-dir", type=str, default=None)
+    ap.add_argument("--load-dir", type=str, default=None,
+                    help="skip training: evaluate the models saved here by --save-dir")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-minutes", type=float, default=None,
                     help="per-method evaluation budget: stop after the block that exceeds it")
     ap.add_argument("--eval-block", type=int, default=100, help="test images per block")
     ap.add_argument("--eval-methods", type=str, default=None,
-                    help="comma-separated subset of --methods to evaluate by IS (default all); "
-                    "the others report their training loss only")
+                    help="comma-separated subset of --methods to evaluate (default all)")
     ap.add_argument("--json", type=str, default=None, help="write the results here")
-    ap.add_argument("--n-elbo", type=int, default=1000,
-                    help="test images for the ELBO reported for every method")
     ap.add_argument("--elbo-particles", type=int, default=10)
     args = ap.parse_args()
     if args.quick:  # smoke test: tiny sizes
         args.budget_min, args.chunk, args.n_eval, args.k = 0.05, 5, 4, 50
+        args.epochs = None
         args.train_limit = args.train_limit or 1000
     torch.set_num_threads(1)
     pyro.set_rng_seed(args.seed)
@@ -126,128 +194,115 @@ def main():
                 f.write(msg + "\n")
 
     out(header())
+    out("command: python " + " ".join(sys.argv))
     path = os.environ.get("PYROGEN_DATA") or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")
     train = load_binarized_mnist(path, split="train", limit=args.train_limit)
     test = load_binarized_mnist(path, split="test")
     x = train.x.float()
     x_test_all = test.x.float()
-    # evenly spaced test images (the test set is ordered by writer: ink per image varies from
-    # 54 to 143 pixels between blocks of 500 consecutive images, so "the first n" is biased),
-    # in interleaved blocks so that a budget-truncated prefix is spread out as well
-    N = x_test_all.shape[0]
-    n_eval = min(args.n_eval, N)
-    idx = torch.arange(0, N, max(N // max(n_eval, 1), 1))[:n_eval]
-    nb = max(math.ceil(n_eval / args.eval_block), 1)
-    idx = torch.cat([idx[j::nb] for j in range(nb)])
-    x_test = x_test_all[idx]
+    # evenly spaced test images: the test set is ordered by writer (ink per image varies from
+    # 54 to 143 pixels between blocks of 500 consecutive images), so "the first n" is biased
+    x_test = x_test_all[spread_indices(x_test_all.shape[0], args.n_eval, args.eval_block)]
     n = x.shape[0]
     layers = [int(s) for s in args.layers.split(",")]
     methods = args.methods.split(",")
-    out(f"data: {train.info}; train n={n}; test eval n={x_test.shape[0]}; layers={layers}; "
-        f"batch={args.batch_size}; Adam lr={args.lr}; rws K={args.rws_k}; "
-        f"budget={args.budget_min} min interleaved")
-    runs = {m: make_method(m, x, layers, args.lr, args.rws_k) for m in methods}
-    steps = dict.fromkeys(methods, 0)
-    sec_per_step = {m: [] for m in methods}
-    recent = {m: [] for m in methods}
-    history = {m: [] for m in methods}  # (epochs, mean training loss/ex of the chunk)
-    steps_per_epoch = math.ceil(n / args.batch_size)
-    t_start = time.perf_counter()
-    rnd = 0
-    while time.perf_counter() - t_start < args.budget_min * 60:
-        order = methods[rnd % len(methods):] + methods[: rnd % len(methods)]
-        for m in order:
-            model, svi = runs[m]
-            losses = []
-            t0 = time.perf_counter()
-            for _ in range(args.chunk):
-                idx = torch.randint(0, n, (args.batch_size,))
-                losses.append(svi.step(x[idx], num_data=n) / n)
-            sec_per_step[m].append((time.perf_counter() - t0) / args.chunk)
-            steps[m] += args.chunk
-            recent[m] = losses
-            history[m].append((steps[m] / steps_per_epoch, statistics.mean(losses)))
-        rnd += 1
-        if rnd % 5 == 0:
-            msg = "; ".join(
-                f"{m}: {steps[m] / steps_per_epoch:.2f} ep, loss {statistics.mean(recent[m]):.2f}"
-                for m in methods
-            )
-            out(f"[{(time.perf_counter() - t_start) / 60:.1f} min] {msg}")
-    out("loss column: wake-sleep = wake loss -E_q log p(x,h) (not a bound); rws = -IWAE(K) "
-        "bound; nvil = -ELBO; all per example, training minibatches")
-    results = {}
     summary = {"command": "python " + " ".join(sys.argv), "header": header(),
                "data": str(train.info), "layers": layers, "batch_size": args.batch_size,
-               "lr": args.lr, "rws_k": args.rws_k, "budget_min": args.budget_min, "k": args.k,
-               "methods": {}}
-    eval_methods = methods if not args.eval_methods else args.eval_methods.split(",")
-    for m in methods:
-        model, _ = runs[m]
+               "lr": args.lr, "optimizer": "Adam", "rws_k": args.rws_k,
+               "epochs_budget": args.epochs, "budget_min": args.budget_min, "k": args.k,
+               "methods": {m: {} for m in methods}}
+    if args.load_dir:
+        runs = {m: (load(os.path.join(args.load_dir, f"sbn_{m}.pt")), None) for m in methods}
+        prev = os.path.join(args.load_dir, "train.json")
+        if os.path.exists(prev):
+            with open(prev) as f:
+                summary["training"] = json.load(f)
+        out(f"loaded {methods} from {args.load_dir}; test eval n={x_test.shape[0]}")
+    else:
+        out(f"data: {train.info}; train n={n}; test eval n={x_test.shape[0]}; layers={layers}; "
+            f"batch={args.batch_size}; Adam lr={args.lr}; rws K={args.rws_k}; "
+            f"epochs={args.epochs}; cap={args.budget_min} min interleaved")
+        runs = {m: make_method(m, x, layers, args.lr, args.rws_k) for m in methods}
+        steps = dict.fromkeys(methods, 0)
+        sec_per_step = {m: [] for m in methods}
+        recent = {m: [] for m in methods}
+        history = {m: [] for m in methods}  # (epochs, mean training loss/ex of the chunk)
+        steps_per_epoch = math.ceil(n / args.batch_size)
+        target = None if args.epochs is None else round(args.epochs * steps_per_epoch)
+        t_start = time.perf_counter()
+        rnd = 0
+        while time.perf_counter() - t_start < args.budget_min * 60:
+            todo = [m for m in methods if target is None or steps[m] < target]
+            if not todo:
+                break
+            order = todo[rnd % len(todo):] + todo[: rnd % len(todo)]
+            for m in order:
+                model, svi = runs[m]
+                c = args.chunk if target is None else min(args.chunk, target - steps[m])
+                losses = []
+                t0 = time.perf_counter()
+                for _ in range(c):
+                    idx = torch.randint(0, n, (args.batch_size,))
+                    losses.append(svi.step(x[idx], num_data=n) / n)
+                sec_per_step[m].append((time.perf_counter() - t0) / c)
+                steps[m] += c
+                recent[m] = losses
+                history[m].append((steps[m] / steps_per_epoch, statistics.mean(losses)))
+            rnd += 1
+            if rnd % 5 == 0:
+                msg = "; ".join(
+                    f"{m}: {steps[m] / steps_per_epoch:.2f} ep, "
+                    f"loss {statistics.mean(recent[m]):.2f}" for m in methods
+                )
+                out(f"[{(time.perf_counter() - t_start) / 60:.1f} min] {msg}")
+        out("loss column: wake-sleep = wake loss -E_q log p(x,h) (not a bound); rws = -IWAE(K) "
+            "bound; nvil = -ELBO; all per example, training minibatches")
+        base = statistics.median(sec_per_step[methods[0]])
+        training = {"train_minutes": (time.perf_counter() - t_start) / 60, "methods": {}}
+        for m in methods:
+            med = statistics.median(sec_per_step[m])
+            training["methods"][m] = {
+                "epochs": steps[m] / steps_per_epoch, "steps": steps[m],
+                "sec_per_epoch_median": med * steps_per_epoch,
+                "time_per_step_ratio_to_" + methods[0]: med / base,
+                "final_train_loss_per_example": statistics.mean(recent[m]),
+                "train_loss_history": history[m],
+            }
+            out(f"{m}: epochs={steps[m] / steps_per_epoch:.2f} steps={steps[m]} "
+                f"sec/epoch(median)={med * steps_per_epoch:.1f} (ratio to {methods[0]} "
+                f"{med / base:.2f}); final training loss/ex (last chunk) "
+                f"{statistics.mean(recent[m]):.2f}")
+        summary["training"] = training
         if args.save_dir:
             os.makedirs(args.save_dir, exist_ok=True)
-            model.save(os.path.join(args.save_dir, f"sbn_{m}.pt"))
-    for m in methods:
-        model, _ = runs[m]
-        ep = steps[m] / steps_per_epoch
-        med = statistics.median(sec_per_step[m])
-        summary["methods"][m] = {
-            "epochs": ep, "steps": steps[m], "sec_per_epoch_median": med * steps_per_epoch,
-            "final_train_loss_per_example": statistics.mean(recent[m]) if recent[m] else None,
-            "train_loss_history": history[m],
-        }
-        elbo = test_elbo(model, x_test_all[:: max(N // args.n_elbo, 1)][: args.n_elbo],
-                         args.elbo_particles)
-        summary["methods"][m]["test_elbo"] = elbo.to_dict()
-        out(f"{m}: epochs={ep:.2f} steps={steps[m]} sec/epoch(median)={med * steps_per_epoch:.1f} "
-            f"final training loss/ex (last chunk) "
-            f"{summary['methods'][m]['final_train_loss_per_example']:.2f}; test ELBO "
-            f"({args.elbo_particles} samples, {len(elbo)} evenly spaced test images) {elbo}")
-    base = statistics.median(sec_per_step[methods[0]])
-    summary["time_per_step_ratio_to_" + methods[0]] = {
-        m: statistics.median(sec_per_step[m]) / base for m in methods}
-    if args.json:
-        with open(args.json + ".tmp", "w") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+            for m in methods:
+                runs[m][0].save(os.path.join(args.save_dir, f"sbn_{m}.pt"))
+            _write_json(os.path.join(args.save_dir, "train.json"), training)
+        _write_json(args.json, summary)
+    eval_methods = methods if not args.eval_methods else args.eval_methods.split(",")
     for m in eval_methods:
-        model, _ = runs[m]
-        t_eval = time.perf_counter()
-        vals, ses, ess = [], [], []
-        for start in range(0, x_test.shape[0], args.eval_block):
-            part = importance_log_likelihood(
-                model.model, model.guide, x_test[start : start + args.eval_block],
-                num_particles=args.k, batch_size=25, chunk=200, max_plate_nesting=1)
-            vals.append(part.values)
-            ses.append(part.stderr)
-            ess.append(part.info["min_ess"])
-            if (args.eval_minutes is not None
-                    and time.perf_counter() - t_eval > 60 * args.eval_minutes):
-                break
-        ll = LogLikelihood(values=torch.cat(vals), kind="is_estimate", stderr=torch.cat(ses),
-                           info={"min_ess": min(ess), "seconds": time.perf_counter() - t_eval})
-        ep = steps[m] / steps_per_epoch
-        med = statistics.median(sec_per_step[m])
-        results[m] = (ll, ep, med)
-        data_se = float(ll.values.std() / math.sqrt(len(ll)))
-        out(f"{m}: epochs={ep:.2f} steps={steps[m]} sec/epoch(median)={med * steps_per_epoch:.1f} "
-            f"test IS log-lik (k={args.k}, {len(ll)} evenly spaced test images) = "
-            f"{ll.mean():.2f} +- {ll.mean_stderr():.2f} (MC stderr) "
-            f"[{ll.kind}, stochastic lower bound]; min ESS {ll.info['min_ess']:.1f}; "
-            f"data-sampling sd/sqrt(n) = {data_se:.2f}; "
-            f"eval {ll.info['seconds']:.0f}s")
-        summary["methods"][m].update({
-            "test_is": ll.to_dict(), "n_test": len(ll), "data_sampling_se": data_se,
-            "eval_seconds": ll.info["seconds"],
-        })
-        if args.json:
-            with open(args.json + ".tmp", "w") as f:
-                json.dump(summary, f, indent=2)
-            os.replace(args.json + ".tmp", args.json)
-    out("time per step ratio to " + methods[0] + ": " + ", ".join(
-        f"{m}={statistics.median(sec_per_step[m]) / base:.2f}" for m in methods))
-    return results
+        model = runs[m][0]
+        pyro.set_rng_seed(args.seed + 1)
+
+        def on_block(res, m=m):
+            summary["methods"][m].update(res)
+            _write_json(args.json, summary)
+            out(f"  {m} [{res['n_test']} images, {res['eval_seconds']:.0f}s] IS "
+                f"{res['is_mean']:.2f} ELBO {res['elbo_mean']:.2f} ESS min "
+                f"{res['ess_min']:.1f} median {res['ess_median']:.1f}")
+
+        res = evaluate(model, x_test, args.k, args.eval_block, args.eval_minutes,
+                       args.elbo_particles, on_block)
+        out(f"{m}: test IS log-lik (k={args.k}, {res['n_test']} evenly spaced test images) = "
+            f"{res['is_mean']:.2f} +- {res['is_mc_se']:.3f} (MC stderr) "
+            f"+- {res['is_data_se']:.2f} (test-set sampling) [is_estimate, stochastic lower "
+            f"bound]; ESS of the weights: min {res['ess_min']:.1f}, median "
+            f"{res['ess_median']:.1f}, {100 * res['frac_ess_below_10']:.0f}% of images below 10 "
+            f"(MC stderr optimistic there); test ELBO ({args.elbo_particles} samples, same "
+            f"images) = {res['elbo_mean']:.2f} +- {res['elbo_mc_se']:.3f} (MC) "
+            f"+- {res['elbo_data_se']:.2f} (sampling); eval {res['eval_seconds']:.0f}s")
+    return summary
 
 
 if __name__ == "__main__":

@@ -238,8 +238,8 @@ def importance_log_likelihood(
     -------
     LogLikelihood
         ``kind="is_estimate"``, ``values`` and ``stderr`` of shape ``(n,)``; ``info`` holds
-        ``num_particles``, ``mean_ess``, ``min_ess`` (effective sample size
-        :math:`(\sum w)^2 / \sum w^2` per example) and ``seconds``.
+        ``num_particles``, ``mean_ess``, ``min_ess``, ``ess`` (the effective sample size
+        :math:`(\sum w)^2 / \sum w^2` of each example, shape ``(n,)``) and ``seconds``.
 
     Notes
     -----
@@ -313,6 +313,7 @@ def importance_log_likelihood(
             "chunk": chunk,
             "mean_ess": float(ess_t.mean()),
             "min_ess": float(ess_t.min()),
+            "ess": ess_t,
             "seconds": time.perf_counter() - t0,
             "estimator": "importance sampling, guide as proposal",
         },

@@ -51,9 +51,10 @@ from collections import defaultdict
 import pyro
 import torch
 from pyro import poutine
+from pyro.distributions.util import detach as _detach
 from pyro.distributions.util import is_identically_zero
 from pyro.infer.elbo import ELBO
-from pyro.infer.tracegraph_elbo import TraceGraph_ELBO, _construct_baseline
+from pyro.infer.tracegraph_elbo import TraceGraph_ELBO, _get_baseline_options
 from pyro.infer.util import MultiFrameTensor, torch_item
 from pyro.ops.provenance import detach_provenance, get_provenance
 from torch import nn
@@ -239,6 +240,7 @@ class NVIL_ELBO(TraceGraph_ELBO):
         self._m2: dict[str, float] = {}
         self._t: dict[str, int] = defaultdict(int)
         self.last_scales: dict[str, float] = {}
+        self.decaying_averages: dict[str, torch.Tensor] = {}
 
     @property
     def running_second_moment(self) -> dict[str, float]:
@@ -257,6 +259,47 @@ class NVIL_ELBO(TraceGraph_ELBO):
             return  # a non-finite signal does not poison the running estimate
         self._m2[site] = self.alpha * self._m2.get(site, 0.0) + (1.0 - self.alpha) * second
         self._t[site] += 1
+
+    def _construct_baseline(self, node, guide_site, downstream_cost):
+        """Pyro 1.9.2 ``tracegraph_elbo._construct_baseline`` with the decaying average kept on
+        this loss object (``self.decaying_averages[node]``) instead of the global param store
+        under ``"__baseline_avg_downstream_cost_" + node``, which every guide with a site of that
+        name in the process shares."""
+        nn_baseline, nn_input, use_avg, beta, baseline_value = _get_baseline_options(guide_site)
+        use_nn = nn_baseline is not None
+        use_value = baseline_value is not None
+        if use_nn and use_value:
+            raise ValueError(
+                f"site {node!r}: baseline options nn_baseline and baseline_value cannot be used "
+                "together. Got both."
+            )
+        baseline = 0.0
+        baseline_loss = 0.0
+        if use_avg:
+            cost = detach_provenance(downstream_cost.detach())
+            old = self.decaying_averages.get(node)
+            if old is None:
+                old = torch.zeros_like(cost)
+            elif old.shape != cost.shape:
+                # another batch size (e.g. the last, smaller minibatch of an epoch): Pyro's
+                # per-position average would raise here; continue from its mean instead
+                old = old.mean().expand(cost.shape)
+            self.decaying_averages[node] = (1.0 - beta) * cost + beta * old
+            baseline = baseline + old
+        if use_nn:
+            baseline = baseline + nn_baseline(_detach(nn_input))
+        elif use_value:
+            baseline = baseline + baseline_value
+        if use_nn or use_value:
+            residual = downstream_cost.detach() - baseline
+            baseline_loss = baseline_loss + torch.pow(residual, 2.0).sum()
+        use_baseline = use_nn or use_avg or use_value
+        if use_baseline and downstream_cost.shape != baseline.shape:
+            raise ValueError(
+                f"baseline at site {node!r} must have the downstream cost's shape "
+                f"{tuple(downstream_cost.shape)}. Got {tuple(baseline.shape)} instead."
+            )
+        return use_baseline, baseline_loss, baseline
 
     def _loss_and_surrogate_loss_particle(self, model_trace, guide_trace):
         # Pyro 1.9.2 pyro/infer/tracegraph_elbo.py::_compute_elbo, plus the normalization
@@ -282,7 +325,7 @@ class NVIL_ELBO(TraceGraph_ELBO):
             guide_site = guide_trace.nodes[node]
             downstream_cost = downstream_cost.sum_to(guide_site["cond_indep_stack"])
             score_function = guide_site["score_parts"].score_function
-            use_baseline, baseline_loss_term, baseline = _construct_baseline(
+            use_baseline, baseline_loss_term, baseline = self._construct_baseline(
                 node, guide_site, downstream_cost
             )
             if use_baseline:

@@ -391,6 +391,8 @@ class SigmoidBeliefNet(GenerativeModel):
         x = self._check_x(x)
         num_particles = check_int(num_particles, "num_particles", low=1)
         temperature = check_float(temperature, "temperature", 0.0, None, "oo")
+        if seed is not None:  # before building the NVIL baseline network (its init is random)
+            pyro.set_rng_seed(check_int(seed, "seed", low=0))
         guide = self.guide
         extra = {}
         if method == "wake_sleep":
@@ -403,12 +405,16 @@ class SigmoidBeliefNet(GenerativeModel):
             ).to(self.dtype)
             # kept out of the state dict: the baseline is a training device, not the model
             self.training_state["nvil_baseline"] = baseline
-            guide = with_baseline(self.guide, "nvil", module=baseline,
-                                  name=f"{self._pyro_name}_baseline")
-            if variance_normalization:
-                loss = NVIL_ELBO()
-            else:
-                loss = pyro.infer.TraceGraph_ELBO()
+            # a fresh baseline per fit, registered under this model's unique name (a stale one
+            # left in the param store by an earlier fit would shadow the new module)
+            name = f"{self._pyro_name}_nvil_baseline"
+            store = pyro.get_param_store()
+            for key in [k for k in store.keys() if k.startswith(name + "$$$")]:
+                del store[key]
+            guide = with_baseline(self.guide, "nvil", module=baseline, name=name)
+            # NVIL_ELBO keeps the decaying averages on the loss object (Pyro's TraceGraph_ELBO
+            # keys them by site name in the global param store, shared by every model)
+            loss = NVIL_ELBO(variance_normalization=variance_normalization)
             extra["variance_normalization"] = bool(variance_normalization)
         elif method == "reinforce":
             loss = pyro.infer.TraceGraph_ELBO()

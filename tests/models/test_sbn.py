@@ -157,6 +157,47 @@ def test_nvil_variance_normalization_option(normalize):
     assert m.log_likelihood(x).mean() > before + 0.2
 
 
+@pytest.mark.parametrize("normalize", [False, True])
+def test_nvil_fit_of_one_model_does_not_change_another(normalize):
+    """Two SBNs fitted by NVIL one after the other in one process: the second ends exactly where
+    it ends when fitted alone (each fit owns its decaying averages, running variance and
+    baseline network). Failed before the fix: Pyro kept the averages in the global param
+    store under the site name ("h1"), so the second fit started from the first one's."""
+    x = _random_sbn(HelmholtzMachine, [6, 3, 2], seed=5, scale=2.0).sample(100)
+
+    def fresh(seed):
+        torch.manual_seed(seed)
+        return HelmholtzMachine([6, 3, 2]).double()
+
+    kw = dict(method="nvil", num_steps=15, lr=0.05, batch_size=50, progress=False,
+              variance_normalization=normalize)
+    pyro.clear_param_store()
+    b_alone = fresh(2)
+    b_alone.fit(x, seed=1, **kw)
+    pyro.clear_param_store()
+    a, b = fresh(3), fresh(2)
+    a.fit(x, seed=0, **kw)
+    b.fit(x, seed=1, **kw)
+    for p, q in zip(b_alone.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_nvil_refit_trains_its_new_baseline_network():
+    """A second fit registers a fresh baseline network under the model's name; the param store
+    holds that network's tensors (not the first fit's, which would shadow it)."""
+    x = _random_sbn(HelmholtzMachine, [6, 3, 2], seed=5, scale=2.0).sample(60)
+    torch.manual_seed(0)
+    m = HelmholtzMachine([6, 3, 2]).double()
+    for _ in range(2):
+        m.fit(x, method="nvil", num_steps=3, lr=0.05, batch_size=30, progress=False, seed=0)
+        module = m.training_state["nvil_baseline"]
+        store = pyro.get_param_store()
+        keys = [k for k in store.keys() if k.startswith(f"{m._pyro_name}_nvil_baseline$$$")]
+        assert len(keys) == len(list(module.parameters())) > 0
+        own = {id(p) for p in module.parameters()}
+        assert all(id(store._params[k]) in own for k in keys)
+
+
 def test_relaxed_guide_runs_under_trace_elbo():
     m = HelmholtzMachine([4, 3, 2]).double()
     x = torch.bernoulli(torch.full((5, 4), 0.5, dtype=torch.float64))
