@@ -41,7 +41,9 @@ Contents
 * Models (:mod:`pyrogen.numpyro.models`): :func:`bayesian_fa`, :func:`bayesian_ppca`,
   :func:`bayesian_noisy_ica`, :func:`bayesian_sparse_coding`.
 * NUTS (:mod:`pyrogen.numpyro.mcmc`): :func:`run_nuts`, :func:`setup_host_devices`,
-  :func:`sample_stats`.
+  :func:`sample_stats`, :class:`SufficientStatisticsNUTS` (the FA / PPCA NUTS target from
+  :func:`gaussian_sufficient_statistics`, :math:`O(D^2 K)` per gradient whatever :math:`n`;
+  :func:`run_nuts` uses it by default, ``sufficient_stats=False`` turns it off).
 * Identifiability (:mod:`pyrogen.numpyro.align`): :func:`procrustes_align`,
   :func:`reference_W`, :func:`factor_summaries` (FA/PPCA: rotations);
   :func:`signed_permutation_align`, :func:`apply_signed_permutation` (ICA, sparse coding).
@@ -58,11 +60,20 @@ from .mcmc import (
     CHAIN_METHODS,
     DEFAULT_EXTRA_FIELDS,
     ParallelChainsWarning,
+    SufficientStatisticsNUTS,
     run_nuts,
     sample_stats,
     setup_host_devices,
 )
-from .models import bayesian_fa, bayesian_noisy_ica, bayesian_ppca, bayesian_sparse_coding
+from .models import (
+    GaussianSufficientStatistics,
+    LowRankGaussianSufficientStatistics,
+    bayesian_fa,
+    bayesian_noisy_ica,
+    bayesian_ppca,
+    bayesian_sparse_coding,
+    gaussian_sufficient_statistics,
+)
 
 __all__ = [
     "bayesian_fa",
@@ -70,6 +81,10 @@ __all__ = [
     "bayesian_noisy_ica",
     "bayesian_sparse_coding",
     "run_nuts",
+    "SufficientStatisticsNUTS",
+    "GaussianSufficientStatistics",
+    "gaussian_sufficient_statistics",
+    "LowRankGaussianSufficientStatistics",
     "setup_host_devices",
     "sample_stats",
     "ParallelChainsWarning",

@@ -12,12 +12,24 @@ Chain methods (``chain_method=``):
   devices needed; each step waits for the slowest chain's tree.
 * ``"sequential"``: one chain after the other.
 
+Sufficient statistics (Bayesian FA / PPCA). For :func:`~pyrogen.numpyro.bayesian_fa` and
+:func:`~pyrogen.numpyro.bayesian_ppca` with observed ``x`` and the collapsed likelihood,
+:func:`run_nuts` (``sufficient_stats="auto"``, the default) summarizes ``x`` once
+(:func:`~pyrogen.numpyro.gaussian_sufficient_statistics`, :math:`O(n D^2)`, outside the
+compiled code) and NUTS evaluates the potential from the statistics at :math:`O(D^2 K)` per
+gradient instead of :math:`O(n D K)`: the same posterior (the log joint is the same number).
+The returned ``MCMC`` keeps the per-row model and arguments (``mcmc.sampler.model``, its
+``model_kwargs`` have no statistics), so ``numpyro.infer.log_likelihood``, ``Predictive`` and
+:func:`pyrogen.diagnostics.to_inference_data` see one ``x`` row per plate entry (pointwise
+log-likelihood for LOO). ``sufficient_stats=False`` samples the per-row target.
+
 Reproducibility: the same ``seed`` (and the same ``chain_method``, devices and dtype) gives the
 same draws, bit for bit.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 import warnings
@@ -27,12 +39,14 @@ import numpy as np
 from numpyro.infer import MCMC, NUTS
 
 from .._validation import check_choice, check_float, check_int
+from .models import bayesian_fa, bayesian_ppca, gaussian_sufficient_statistics
 
 __all__ = [
     "run_nuts",
     "setup_host_devices",
     "sample_stats",
     "ParallelChainsWarning",
+    "SufficientStatisticsNUTS",
     "CHAIN_METHODS",
     "DEFAULT_EXTRA_FIELDS",
 ]
@@ -70,6 +84,38 @@ class _CompileClock:
         except (AttributeError, ValueError, AssertionError):  # pragma: no cover
             pass
         return False
+
+
+class SufficientStatisticsNUTS(NUTS):
+    """NUTS whose potential is the model run with ``sufficient_stats=stats`` while the model
+    and arguments the ``MCMC`` records (``sampler.model``, ``model_kwargs``) stay per-row.
+
+    Built by :func:`run_nuts`; ``stats`` is a
+    :class:`~pyrogen.numpyro.GaussianSufficientStatistics` of the data.
+    """
+
+    def __init__(self, model, stats, **kwargs):
+        super().__init__(model, **kwargs)
+        self.stats = stats
+
+    def _with_stats(self, model_kwargs):
+        return {**(model_kwargs or {}), "sufficient_stats": self.stats}
+
+    def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs={}):  # noqa: B006 - numpyro's signature
+        return super().init(rng_key, num_warmup, init_params, model_args,
+                            self._with_stats(model_kwargs))
+
+    def sample(self, state, model_args, model_kwargs):
+        return super().sample(state, model_args, self._with_stats(model_kwargs))
+
+
+def _stats_applicable(model, args, model_kwargs) -> bool:
+    base = model
+    while isinstance(base, functools.partial):
+        base = base.func
+    return (base in (bayesian_fa, bayesian_ppca) and len(args) > 0 and args[0] is not None
+            and model_kwargs.get("likelihood", "collapsed") == "collapsed"
+            and "sufficient_stats" not in model_kwargs)
 
 
 class ParallelChainsWarning(UserWarning):
@@ -131,7 +177,8 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
              progress_bar: bool = True, target_accept_prob: float = 0.8,
              max_tree_depth: int = 10, dense_mass: bool = False, init_params=None,
              init_strategy=None, extra_fields=DEFAULT_EXTRA_FIELDS, thinning: int = 1,
-             time_phases: bool = False, **model_kwargs) -> MCMC:
+             time_phases: bool = False, sufficient_stats: bool | str = "auto",
+             **model_kwargs) -> MCMC:
     r"""Run NumPyro NUTS on ``model(*args, **model_kwargs)`` and return the ``MCMC`` object.
 
     Timings go to ``mcmc.pyrogen_timing``: ``total_s`` (wall seconds), ``compile_s`` (the
@@ -170,6 +217,13 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
     thinning : int
     time_phases : bool
         Time warmup and sampling separately (see above).
+    sufficient_stats : {"auto", True, False}
+        NUTS target of :func:`~pyrogen.numpyro.bayesian_fa` / :func:`~pyrogen.numpyro.bayesian_ppca`
+        with observed ``x`` and ``likelihood="collapsed"``: ``"auto"`` / ``True`` evaluate it
+        from the data's sufficient statistics (:class:`SufficientStatisticsNUTS`; see the
+        module docstring), ``False`` row by row. ``True`` for any other model raises
+        ``ValueError``; ``"auto"`` leaves other models alone. ``mcmc.pyrogen_timing``
+        records the choice (``"sufficient_stats"``).
 
     Returns
     -------
@@ -187,6 +241,17 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
     if not callable(model):
         raise TypeError(f"model must be a callable NumPyro model. Got {type(model).__name__} "
                         "instead.")
+    if sufficient_stats not in ("auto", True, False):
+        raise ValueError("sufficient_stats must be 'auto', True or False. Got "
+                         f"{sufficient_stats!r} instead.")
+    use_stats = sufficient_stats is not False and _stats_applicable(model, args, model_kwargs)
+    if sufficient_stats is True and not use_stats:
+        raise ValueError(
+            "sufficient_stats=True needs pyrogen.numpyro.bayesian_fa or bayesian_ppca with "
+            "observed x, likelihood='collapsed' and no sufficient_stats model keyword. Got "
+            f"model={getattr(model, '__name__', model)!r}, "
+            f"likelihood={model_kwargs.get('likelihood', 'collapsed')!r} instead."
+        )
     method = chain_method
     if chain_method == "parallel" and num_chains > 1:
         with warnings.catch_warnings():
@@ -208,7 +273,11 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
                      dense_mass=dense_mass)
     if init_strategy is not None:
         kernel_kw["init_strategy"] = init_strategy
-    kernel = NUTS(model, **kernel_kw)
+    if use_stats:
+        kernel = SufficientStatisticsNUTS(model, gaussian_sufficient_statistics(args[0]),
+                                          **kernel_kw)
+    else:
+        kernel = NUTS(model, **kernel_kw)
     mcmc = MCMC(kernel, num_warmup=num_warmup, num_samples=num_samples,
                 num_chains=num_chains, chain_method=method, progress_bar=progress_bar,
                 thinning=thinning)
@@ -241,6 +310,7 @@ def run_nuts(model, *args, num_chains: int = 1, chain_method: str = "parallel",
         **timing,
         "chain_method": method,
         "num_devices": jax.local_device_count(),
+        "sufficient_stats": use_stats,
     }
     return mcmc
 

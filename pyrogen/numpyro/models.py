@@ -23,14 +23,29 @@ for switched-off columns. ``noncentered=True`` (the default under ARD) samples
 ``W_decentered`` :math:`= W \operatorname{diag}(\alpha)^{1/2} \sim \mathcal N(0, I)` and records
 ``W`` as a deterministic site (numpyro's ``LocScaleReparam``): the same posterior of ``W``,
 the parameterization pyrogen's Pyro ``potential="fast"`` NUTS uses.
+
+Sufficient statistics. For observed ``x`` the collapsed likelihood of :func:`bayesian_fa` /
+:func:`bayesian_ppca` depends on the data only through :math:`n`, the mean :math:`\bar x` and
+the scatter :math:`S = \frac1n \sum_j (x_j - \bar x)(x_j - \bar x)^\top`. With
+``sufficient_stats=True`` (or a :class:`GaussianSufficientStatistics` computed once by
+:func:`gaussian_sufficient_statistics`) the site ``x`` is evaluated from them at
+:math:`O(D^2 K + D K^2)` per evaluation, independent of :math:`n` (see
+:class:`LowRankGaussianSufficientStatistics`). The log joint is the same number as with the
+per-row site (tested to 1e-10 relative); only the site ``x`` changes shape: it is **one**
+event of shape ``(n, D)`` outside the ``"data"`` plate, so ``numpyro.infer.log_likelihood``
+gives the total, not one value per row. :func:`pyrogen.numpyro.run_nuts` uses the statistics
+for the NUTS target by default while the ``MCMC`` it returns keeps the per-row model (for
+``log_likelihood``, ``Predictive``, ArviZ / LOO).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.infer.reparam import LocScaleReparam
@@ -38,6 +53,9 @@ from numpyro.infer.reparam import LocScaleReparam
 from .._validation import check_choice, check_float, check_int
 
 __all__ = [
+    "GaussianSufficientStatistics",
+    "gaussian_sufficient_statistics",
+    "LowRankGaussianSufficientStatistics",
     "bayesian_fa",
     "bayesian_ppca",
     "bayesian_noisy_ica",
@@ -95,6 +113,153 @@ class _SharedLowRankMVN(dist.LowRankMultivariateNormal):
         return -0.5 * (D * math.log(2 * math.pi) + logdet + quad)
 
 
+@jax.tree_util.register_pytree_node_class
+@dataclasses.dataclass(frozen=True)
+class GaussianSufficientStatistics:
+    r"""Sufficient statistics of a data matrix for a Gaussian likelihood with a shared
+    mean and covariance (a JAX pytree whose leaves are ``mean`` and ``scatter``; ``num_data``
+    is static).
+
+    Attributes
+    ----------
+    num_data : int
+        :math:`n`.
+    mean : array, shape ``(D,)``
+        :math:`\bar x = \frac1n \sum_j x_j`.
+    scatter : array, shape ``(D, D)``
+        :math:`S = \frac1n \sum_j (x_j - \bar x)(x_j - \bar x)^\top` (divided by :math:`n`).
+    """
+
+    num_data: int
+    mean: jax.Array
+    scatter: jax.Array
+
+    def tree_flatten(self):
+        return (self.mean, self.scatter), self.num_data
+
+    @classmethod
+    def tree_unflatten(cls, num_data, leaves):
+        return cls(num_data, *leaves)
+
+
+def gaussian_sufficient_statistics(x) -> GaussianSufficientStatistics:
+    r""":class:`GaussianSufficientStatistics` of ``x`` (``(n, D)``), cost :math:`O(n D^2)`.
+
+    A concrete array (NumPy or JAX, not a tracer) is summarized with NumPy in float64 and
+    returned in ``x``'s float dtype, so that the statistics are constants when a NUTS
+    potential that closes over them is compiled; inside a trace the statistics are computed
+    with ``jax.numpy``.
+    """
+    if getattr(x, "ndim", None) != 2:
+        raise ValueError(
+            f"x must be a 2-d array (n, n_features). Got {type(x).__name__} with "
+            f"ndim={getattr(x, 'ndim', None)} instead."
+        )
+    n = int(x.shape[0])
+    if isinstance(x, jax.core.Tracer):
+        mean = x.mean(0)
+        xc = x - mean
+        return GaussianSufficientStatistics(n, mean, xc.T @ xc / n)
+    xn = np.asarray(x)
+    dtype = jax.dtypes.canonicalize_dtype(
+        xn.dtype if np.issubdtype(xn.dtype, np.floating) else np.float64)
+    x64 = xn.astype(np.float64)
+    mean = x64.mean(0)
+    xc = x64 - mean
+    scatter = xc.T @ xc / n
+    return GaussianSufficientStatistics(n, jnp.asarray(mean.astype(dtype)),
+                                        jnp.asarray(scatter.astype(dtype)))
+
+
+class LowRankGaussianSufficientStatistics(dist.Distribution):
+    r"""The likelihood of ``n`` i.i.d. rows :math:`x_j \sim \mathcal N(b, W W^\top + \Psi)`,
+    evaluated from the data's :class:`GaussianSufficientStatistics`.
+
+    With :math:`S_b = \frac1n \sum_j (x_j - b)(x_j - b)^\top = S + (\bar x - b)(\bar x -
+    b)^\top`,
+
+    .. math::
+
+        \sum_{j=1}^n \log \mathcal N(x_j; b, C) = -\frac n2 \Big[D \log 2\pi + \log|C|
+        + \operatorname{tr}(C^{-1} S_b)\Big], \qquad C = W W^\top + \Psi,
+
+    and with :math:`A = \Psi^{-1} W`, :math:`M = I_K + W^\top A = L L^\top` (Woodbury and the
+    matrix determinant lemma)
+
+    .. math::
+
+        \log|C| = 2 \textstyle\sum_k \log L_{kk} + \sum_i \log \psi_i, \qquad
+        \operatorname{tr}(C^{-1} S_b) = \textstyle\sum_i (S_b)_{ii} / \psi_i
+        - \operatorname{tr}\big(M^{-1} A^\top S_b A\big),
+
+    where :math:`A^\top S_b A = A^\top S A + (A^\top d)(A^\top d)^\top`,
+    :math:`d = \bar x - b`. Cost :math:`O(D^2 K + D K^2)` per evaluation (the product
+    :math:`S A` dominates), independent of :math:`n`; the per-row form costs :math:`O(n D K)`.
+
+    The event is the whole data matrix (``event_shape = (n, D)``, no batch dims):
+    ``log_prob(x)`` is the **total** log-likelihood of the rows of ``x`` and requires ``stats``
+    to be the statistics of that ``x`` (only the shape of ``x`` is checked). ``sample`` draws
+    ``n`` rows.
+
+    Parameters
+    ----------
+    loc : array, shape ``(D,)``
+    cov_factor : array, shape ``(D, K)``
+    cov_diag : array, shape ``(D,)``
+        :math:`b`, :math:`W` and the diagonal of :math:`\Psi` (unbatched).
+    stats : GaussianSufficientStatistics
+    """
+
+    arg_constraints = {
+        "loc": dist.constraints.real_vector,
+        "cov_factor": dist.constraints.independent(dist.constraints.real, 2),
+        "cov_diag": dist.constraints.independent(dist.constraints.positive, 1),
+    }
+    support = dist.constraints.independent(dist.constraints.real, 2)
+    reparametrized_params = ["loc", "cov_factor", "cov_diag"]
+
+    def __init__(self, loc, cov_factor, cov_diag, stats: GaussianSufficientStatistics, *,
+                 validate_args=None):
+        if jnp.ndim(cov_factor) != 2 or jnp.ndim(cov_diag) != 1 or jnp.ndim(loc) != 1:
+            raise ValueError(
+                "loc, cov_factor and cov_diag must be unbatched ((D,), (D, K), (D,)). Got "
+                f"shapes {jnp.shape(loc)}, {jnp.shape(cov_factor)}, {jnp.shape(cov_diag)} "
+                "instead."
+            )
+        if not isinstance(stats, GaussianSufficientStatistics):
+            raise TypeError("stats must be a GaussianSufficientStatistics. Got "
+                            f"{type(stats).__name__} instead.")
+        self.loc, self.cov_factor, self.cov_diag, self.stats = loc, cov_factor, cov_diag, stats
+        D = jnp.shape(cov_factor)[0]
+        super().__init__(batch_shape=(), event_shape=(int(stats.num_data), D),
+                         validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        rows = dist.LowRankMultivariateNormal(self.loc, self.cov_factor, self.cov_diag)
+        return rows.sample(key, tuple(sample_shape) + (self.event_shape[0],))
+
+    def log_prob(self, value):
+        if tuple(jnp.shape(value)[-2:]) != tuple(self.event_shape):
+            raise ValueError(
+                f"value must have shape (..., {self.event_shape[0]}, {self.event_shape[1]}) "
+                f"(the data the statistics summarize). Got {jnp.shape(value)} instead."
+            )
+        W, psi, b = self.cov_factor, self.cov_diag, self.loc
+        n, xbar, S = self.stats.num_data, self.stats.mean, self.stats.scatter
+        D, K = W.shape
+        A = W / psi[:, None]  # Psi^-1 W, (D, K)
+        L = jnp.linalg.cholesky(jnp.eye(K, dtype=W.dtype) + W.T @ A)
+        Linv = jax.scipy.linalg.solve_triangular(L, jnp.eye(K, dtype=W.dtype), lower=True)
+        d = xbar - b
+        Ad = A.T @ d  # (K,)
+        B = A.T @ (S @ A) + jnp.outer(Ad, Ad)  # A^T S_b A, (K, K)
+        tr_small = jnp.sum((Linv @ B) * Linv)  # tr(M^-1 B) = tr(L^-1 B L^-T)
+        tr_big = jnp.sum((jnp.diagonal(S) + d**2) / psi)
+        logdet = 2.0 * jnp.log(jnp.diagonal(L)).sum() + jnp.log(psi).sum()
+        total = -0.5 * n * (D * math.log(2 * math.pi) + logdet + tr_big - tr_small)
+        return jnp.broadcast_to(total, jnp.shape(value)[:-2])
+
+
 def _shape(x, n_features, num_data):
     """``(n, D)`` from the data or from ``num_data`` / ``n_features`` (prior predictive)."""
     if x is not None:
@@ -130,9 +295,35 @@ def _noise_dist(noise_prior, noise_params):
     return dist.HalfCauchy(p[0])
 
 
+def _resolve_stats(sufficient_stats, x, likelihood):
+    """The statistics to evaluate ``x`` with, or ``None`` for the per-row site."""
+    if isinstance(sufficient_stats, GaussianSufficientStatistics):
+        if x is None or likelihood != "collapsed":
+            raise ValueError(
+                "sufficient_stats applies to observed x with likelihood='collapsed'. Got "
+                f"x={'None' if x is None else 'an array'}, likelihood={likelihood!r} instead."
+            )
+        if (int(sufficient_stats.num_data), tuple(jnp.shape(sufficient_stats.mean))) != (
+                x.shape[0], (x.shape[1],)):
+            raise ValueError(
+                f"sufficient_stats must summarize x ({x.shape[0]} rows of {x.shape[1]}). Got "
+                f"num_data={sufficient_stats.num_data}, mean shape "
+                f"{tuple(jnp.shape(sufficient_stats.mean))} instead."
+            )
+        return sufficient_stats
+    if not isinstance(sufficient_stats, (bool, np.bool_)):
+        raise TypeError(
+            "sufficient_stats must be a bool or a GaussianSufficientStatistics. Got "
+            f"{type(sufficient_stats).__name__} instead."
+        )
+    if not sufficient_stats or x is None or likelihood != "collapsed":
+        return None
+    return gaussian_sufficient_statistics(x)
+
+
 def _linear_gaussian(x, *, n_components, isotropic, n_features, num_data, w_prior, w_scale,
                      ard_concentration, ard_rate, noise_prior, noise_params, loc_scale,
-                     noise_floor, likelihood, noncentered):
+                     noise_floor, likelihood, noncentered, sufficient_stats):
     n, D = _shape(x, n_features, num_data)
     K = check_int(n_components, "n_components", low=1, high=D)
     check_choice(w_prior, "w_prior", ("ard", "normal"))
@@ -161,6 +352,10 @@ def _linear_gaussian(x, *, n_components, isotropic, n_features, num_data, w_prio
         diag = jnp.broadcast_to(noise, (D,)) + noise_floor
     else:
         diag = noise + noise_floor
+    stats = _resolve_stats(sufficient_stats, x, likelihood)
+    if stats is not None:
+        return numpyro.sample("x", LowRankGaussianSufficientStatistics(loc, W, diag, stats),
+                              obs=x)
     with numpyro.plate("data", n, dim=-1):
         if likelihood == "collapsed":
             return numpyro.sample("x", _SharedLowRankMVN(loc, W, diag), obs=x)
@@ -174,7 +369,8 @@ def bayesian_fa(x=None, *, n_components: int, n_features: int | None = None,
                 ard_concentration: float = 1.0, ard_rate: float = 1e-3,
                 noise_prior: str = "inverse_gamma", noise_params=None,
                 loc_scale: float = 10.0, noise_floor: float = 1e-6,
-                likelihood: str = "collapsed", noncentered: bool | None = None):
+                likelihood: str = "collapsed", noncentered: bool | None = None,
+                sufficient_stats=False):
     r"""Bayesian factor analysis, the NumPyro twin of
     :class:`pyrogen.models.BayesianFactorAnalysis`.
 
@@ -205,6 +401,14 @@ def bayesian_fa(x=None, *, n_components: int, n_features: int | None = None,
     noncentered : bool, optional
         Sample ``W_decentered`` instead of ``W`` (default: ``True`` under ARD); see the
         module docstring.
+    sufficient_stats : bool or GaussianSufficientStatistics
+        ``True`` (or precomputed statistics of ``x``): evaluate the collapsed likelihood from
+        :math:`(n, \bar x, S)` at :math:`O(D^2 K)` per evaluation, independent of :math:`n`
+        (:class:`LowRankGaussianSufficientStatistics`); the site ``x`` is then one ``(n, D)``
+        event outside the ``"data"`` plate (same log joint). Ignored when ``x`` is ``None``
+        or ``likelihood="latent"``. Default ``False`` (one row per plate entry, what
+        ``log_likelihood`` / LOO need); :func:`~pyrogen.numpyro.run_nuts` switches it on for
+        the NUTS target only.
 
     Returns
     -------
@@ -221,7 +425,7 @@ def bayesian_fa(x=None, *, n_components: int, n_features: int | None = None,
         num_data=num_data, w_prior=w_prior, w_scale=w_scale,
         ard_concentration=ard_concentration, ard_rate=ard_rate, noise_prior=noise_prior,
         noise_params=noise_params, loc_scale=loc_scale, noise_floor=noise_floor,
-        likelihood=likelihood, noncentered=noncentered,
+        likelihood=likelihood, noncentered=noncentered, sufficient_stats=sufficient_stats,
     )
 
 
@@ -230,19 +434,20 @@ def bayesian_ppca(x=None, *, n_components: int, n_features: int | None = None,
                   ard_concentration: float = 1.0, ard_rate: float = 1e-3,
                   noise_prior: str = "inverse_gamma", noise_params=None,
                   loc_scale: float = 10.0, noise_floor: float = 1e-6,
-                  likelihood: str = "collapsed", noncentered: bool | None = None):
+                  likelihood: str = "collapsed", noncentered: bool | None = None,
+                  sufficient_stats=False):
     r"""Bayesian PPCA (Bishop 1999), the NumPyro twin of :class:`pyrogen.models.BayesianPPCA`.
 
     :func:`bayesian_fa` with one noise variance :math:`\sigma^2` (scalar site ``noise``):
-    :math:`x_j \sim \mathcal N(b, W W^\top + (\sigma^2 + \epsilon) I)`. Parameters as in
-    :func:`bayesian_fa`.
+    :math:`x_j \sim \mathcal N(b, W W^\top + (\sigma^2 + \epsilon) I)`. Parameters (including
+    ``sufficient_stats``) as in :func:`bayesian_fa`.
     """
     return _linear_gaussian(
         x, n_components=n_components, isotropic=True, n_features=n_features,
         num_data=num_data, w_prior=w_prior, w_scale=w_scale,
         ard_concentration=ard_concentration, ard_rate=ard_rate, noise_prior=noise_prior,
         noise_params=noise_params, loc_scale=loc_scale, noise_floor=noise_floor,
-        likelihood=likelihood, noncentered=noncentered,
+        likelihood=likelihood, noncentered=noncentered, sufficient_stats=sufficient_stats,
     )
 
 

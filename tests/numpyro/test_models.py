@@ -15,10 +15,12 @@ from pyro import poutine  # noqa: E402
 from pyrogen.models import BayesianFactorAnalysis, BayesianNoisyICA, BayesianPPCA  # noqa: E402
 from pyrogen.models.bayesian_sparse_coding import bayesian_sparse_coding_model  # noqa: E402
 from pyrogen.numpyro import (  # noqa: E402
+    LowRankGaussianSufficientStatistics,
     bayesian_fa,
     bayesian_noisy_ica,
     bayesian_ppca,
     bayesian_sparse_coding,
+    gaussian_sufficient_statistics,
 )
 from pyrogen.numpyro.backend import twin_kwargs, twin_model  # noqa: E402
 
@@ -163,3 +165,101 @@ def test_bad_arguments_raise():
         bayesian_sparse_coding_model(torch.zeros(5), n_components=1)
     with pytest.raises(ValueError, match="lam"):
         bayesian_sparse_coding_model(torch.zeros(5, 2), n_components=1, lam=0.0)
+
+
+# ---------------------------------------------------------------- sufficient statistics
+SS_CASES = [
+    dict(fn=fn, w_prior=w, noise_prior=p, noncentered=nc)
+    for fn in (bayesian_fa, bayesian_ppca)
+    for w, nc in (("ard", False), ("ard", True), ("normal", False))
+    for p in ("inverse_gamma", "lognormal", "half_cauchy")
+]
+
+
+@pytest.mark.parametrize("case", SS_CASES, ids=lambda c: "-".join(
+    [c["fn"].__name__] + [f"{k}={v}" for k, v in c.items() if k != "fn"]))
+def test_sufficient_statistics_log_joint_equals_per_row_and_pyro(case):
+    """float64: the log joint with the sufficient-statistics site equals the per-row one
+    (and the Pyro model's, centred case) to 1e-10 relative, at several parameter values."""
+    case = dict(case)
+    fn = case.pop("fn")
+    n, d, k = 37, 5, 3
+    g = np.random.default_rng(11)
+    x = g.normal(size=(n, d)) @ np.diag([3.0, 1.0, 0.3, 1.0, 2.0]) + 2.0  # off-centre data
+    kw = dict(n_components=k, w_scale=0.7, loc_scale=3.0, **case)
+    stats = gaussian_sufficient_statistics(x)
+    cls = BayesianPPCA if fn is bayesian_ppca else BayesianFactorAnalysis
+    m = cls(d, k, w_prior=case["w_prior"], noise_prior=case["noise_prior"], w_scale=0.7,
+            loc_scale=3.0).double()
+    for seed in range(3):
+        tr = numpyro.handlers.trace(numpyro.handlers.seed(fn, seed)).get_trace(x, **kw)
+        params = {s: v["value"] for s, v in tr.items()
+                  if v["type"] == "sample" and not v["is_observed"]}
+        per_row, _ = log_density(fn, (x,), kw, params)
+        for ss in (True, stats):
+            got, tr_ss = log_density(fn, (x,), dict(kw, sufficient_stats=ss), params)
+            assert float(got) == pytest.approx(float(per_row), rel=1e-10)
+        assert tr_ss["x"]["fn"].event_shape == (n, d) and tr_ss["x"]["value"].shape == (n, d)
+        # the parameter sites are the per-row model's (and the Pyro model's)
+        assert {s for s, v in tr_ss.items() if v["type"] in ("sample", "deterministic")} == {
+            s for s, v in tr.items() if v["type"] in ("sample", "deterministic")}
+        if not case["noncentered"]:
+            values = {s: torch.tensor(np.array(v)) for s, v in params.items()}
+            expected = _pyro_log_joint(m.model, values, torch.as_tensor(x))
+            assert float(got) == pytest.approx(expected, rel=1e-10)
+
+
+def test_sufficient_statistics_potential_does_not_touch_the_rows():
+    """The NUTS potential with the statistics has no array of size n (=53, prime) in its
+    jaxpr: its cost does not grow with n. The per-row one does."""
+    from numpyro.infer.util import initialize_model
+
+    n = 53
+    x = np.random.default_rng(0).normal(size=(n, 6))
+    shapes = {}
+    for ss in (gaussian_sufficient_statistics(x), False):
+        info = initialize_model(jax.random.PRNGKey(0), bayesian_fa, model_args=(x,),
+                                model_kwargs=dict(n_components=2, sufficient_stats=ss))
+        jaxpr = jax.make_jaxpr(jax.value_and_grad(info.potential_fn))(info.param_info.z)
+        dims = set()
+        for eqn in jaxpr.jaxpr.eqns:
+            for v in list(eqn.invars) + list(eqn.outvars):
+                dims.update(getattr(getattr(v, "aval", None), "shape", ()))
+        for c in jaxpr.consts:
+            dims.update(np.shape(c))
+        shapes[ss is False] = dims
+    assert n not in shapes[False]
+    assert n in shapes[True]
+
+
+def test_sufficient_statistics_helpers_and_errors():
+    x = np.random.default_rng(1).normal(size=(9, 3))
+    st = gaussian_sufficient_statistics(x)
+    np.testing.assert_allclose(st.mean, x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(st.scatter, np.cov(x.T, bias=True), rtol=1e-12)
+    leaves, tree = jax.tree_util.tree_flatten(st)
+    assert len(leaves) == 2 and jax.tree_util.tree_unflatten(tree, leaves).num_data == 9
+    # inside a trace the statistics are jnp operations with the same values
+    traced = jax.jit(lambda a: gaussian_sufficient_statistics(a).scatter)(x)
+    np.testing.assert_allclose(traced, st.scatter, rtol=1e-12)
+    d = LowRankGaussianSufficientStatistics(np.zeros(3), np.ones((3, 1)), np.ones(3), st)
+    assert d.sample(jax.random.PRNGKey(0), (2,)).shape == (2, 9, 3)
+    with pytest.raises(ValueError, match="value must have shape"):
+        d.log_prob(np.zeros((8, 3)))
+    with pytest.raises(ValueError, match="unbatched"):
+        LowRankGaussianSufficientStatistics(np.zeros((2, 3)), np.ones((3, 1)), np.ones(3), st)
+    with pytest.raises(TypeError, match="stats must be"):
+        LowRankGaussianSufficientStatistics(np.zeros(3), np.ones((3, 1)), np.ones(3), (9,))
+    with pytest.raises(ValueError, match="x must be a 2-d"):
+        gaussian_sufficient_statistics(np.zeros(3))
+    seeded = numpyro.handlers.seed(bayesian_fa, 0)
+    with pytest.raises(ValueError, match="sufficient_stats must summarize x"):
+        seeded(x[:5], n_components=1, sufficient_stats=st)
+    with pytest.raises(ValueError, match="likelihood='collapsed'"):
+        seeded(x, n_components=1, sufficient_stats=st, likelihood="latent")
+    with pytest.raises(TypeError, match="sufficient_stats must be a bool"):
+        seeded(x, n_components=1, sufficient_stats="yes")
+    # True without data or with the latent form: the per-row model (prior predictive)
+    tr = numpyro.handlers.trace(seeded).get_trace(None, n_components=1, n_features=3,
+                                                  num_data=4, sufficient_stats=True)
+    assert tr["x"]["value"].shape == (4, 3) and tr["x"]["fn"].batch_shape == (4,)
