@@ -52,24 +52,60 @@ class _JointOptim(pyro.optim.PyroOptim):
 
     Pyro's stock wrappers build one torch optimizer per parameter and call each of them every
     step; for the three tensors of an RBM a single optimizer (parameter groups: the weight,
-    with the weight decay, and the biases) takes one ``step`` call with multi-tensor
-    (``foreach``) kernels. Adam is elementwise, so the updates are the same as with
-    ``pyro.optim.Adam``.
+    with the weight decay, and the biases) takes one call with multi-tensor (``foreach``)
+    kernels. Adam is elementwise, so its updates are the same as with ``pyro.optim.Adam``;
+    SGD runs torch's functional ``sgd`` on the optimizer's own groups and momentum buffers
+    (the same update as ``torch.optim.SGD.step`` without its per-call hooks). After the step
+    the gradients are released (``grad = None``) instead of being zero-filled by Pyro, so the
+    next backward pass writes fresh gradients rather than adding into zeros.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer):
         super().__init__(type(optimizer), {})
         self.optimizer = optimizer
-        self._params = {id(p) for g in optimizer.param_groups for p in g["params"]}
+        self._all = [p for g in optimizer.param_groups for p in g["params"]]
+        self._ids = {id(p) for p in self._all}
+        self._sgd = type(optimizer) is torch.optim.SGD
 
     def __call__(self, params, *args, **kwargs) -> None:
         for p in params:
-            if id(p) not in self._params:
+            if id(p) not in self._ids:
                 raise ValueError(
                     "the RBM fit optimizer got a parameter that is not the model's own "
                     f"(shape {tuple(p.shape)}); fit() only trains the model's parameters."
                 )
-        self.optimizer.step()
+        if self._sgd:
+            self._sgd_step()
+        else:
+            self.optimizer.step()
+        for p in self._all:
+            p.grad = None
+
+    @torch.no_grad()
+    def _sgd_step(self) -> None:
+        from torch.optim.sgd import sgd
+
+        state = self.optimizer.state
+        for group in self.optimizer.param_groups:
+            ps = [p for p in group["params"] if p.grad is not None]
+            if not ps:
+                continue
+            bufs = [state[p].get("momentum_buffer") for p in ps]
+            sgd(
+                ps,
+                [p.grad for p in ps],
+                bufs,
+                foreach=True,
+                weight_decay=group["weight_decay"],
+                momentum=group["momentum"],
+                lr=group["lr"],
+                dampening=0.0,
+                nesterov=False,
+                maximize=False,
+            )
+            if group["momentum"]:
+                for p, b in zip(ps, bufs, strict=True):
+                    state[p]["momentum_buffer"] = b
 
 
 def _as_schedule(value, name: str, kind: str) -> Callable[[int], float]:
@@ -345,7 +381,8 @@ class _RBMModel(GenerativeModel):
                     else:
                         if pos + batch_size > n:
                             perm, pos = torch.randperm(n, device=x.device), 0
-                        batch, num_data = x[perm[pos : pos + batch_size]], n
+                        batch = torch.index_select(x, 0, perm[pos : pos + batch_size])
+                        num_data = n
                         pos += batch_size
                     value = svi.step(batch, num_data=num_data) / n
                     if not math.isfinite(value):
