@@ -150,6 +150,75 @@ def test_bad_input():
         BernoulliRBM(6, 3, exact_max_units=30)
 
 
+def test_fit_joint_adam_equals_pyro_per_parameter_adam():
+    # fit() runs one torch Adam over the three tensors with Pyro's validation off; on the
+    # deterministic exact gradient (full batch) it must take exactly the steps of Pyro's stock
+    # per-parameter pyro.optim.Adam loop (GenerativeModel._fit_svi)
+    x = _data(6, 80)
+    a, b = BernoulliRBM(6, 3, training="exact").double(), BernoulliRBM(6, 3).double()
+    b._init_from_data(x)
+    a.fit(x, method="exact", num_steps=20, lr=0.05, progress=False)
+    b._fit_normalizer = b.normalizer("exact")
+    try:
+        b._fit_svi(x, num_steps=20, lr=0.05, progress=False)
+    finally:
+        b._fit_normalizer = None
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
+
+
+def test_fit_sgd_step_is_the_per_example_rule():
+    # one SGD step with the exact gradient: theta <- theta - lr * (grad of the per-example mean
+    # negative log-likelihood + weight_decay * W on the weights only)
+    x = _data(6, 40)
+    m = BernoulliRBM(6, 3, init_scale=0.3).double()
+    m._init_from_data(x)
+    w0 = [p.detach().clone().requires_grad_() for p in (m.weight, m.visible_bias, m.hidden_bias)]
+    from pyrogen.distributions import RBM
+    from pyrogen.normalizers import Exact
+
+    nll = -RBM(*w0, normalizer=Exact()).log_prob(x).mean()
+    grads = torch.autograd.grad(nll, w0)
+    lr, wd = 0.1, 0.01
+    m.fit(x, method="exact", num_steps=1, lr=lr, optimizer="sgd", weight_decay=wd, progress=False)
+    torch.testing.assert_close(m.weight.detach(), w0[0].detach() - lr * (grads[0] + wd * w0[0]))
+    torch.testing.assert_close(m.visible_bias.detach(), w0[1].detach() - lr * grads[1])
+    torch.testing.assert_close(m.hidden_bias.detach(), w0[2].detach() - lr * grads[2])
+
+
+def test_fit_schedules_and_validation_state():
+    from pyrogen.normalizers import CD
+
+    x = _data(6, 60)
+    m = BernoulliRBM(6, 3, training="cd").double()
+    seen = []
+    hist = m.fit(
+        x,
+        num_steps=6,
+        batch_size=20,
+        optimizer="sgd",
+        lr=0.05,
+        momentum=lambda s: 0.5 if s < 3 else 0.9,
+        k=lambda s: 1 + s // 2,
+        callback=lambda s, v: seen.append(m._fit_normalizer.num_steps),
+        progress=False,
+    )
+    assert seen == [1, 1, 2, 2, 3, 3] and hist.info["k"] == [(0, 1), (2, 2), (4, 3)]
+    assert m.normalizer("cd").num_steps == 1  # the constructor's k again after fit
+    # Pyro's validation is off only inside fit: a user's log_prob still checks its value
+    assert torch.distributions.Distribution._validate_args
+    bad = x[:2].clone()
+    bad[0, 0] = 0.5
+    with pytest.raises(ValueError):
+        m.distribution(CD()).log_prob(bad)
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        m.fit(x, optimizer="rmsprop", progress=False)
+    with pytest.raises(ValueError, match="momentum"):
+        m.fit(x, optimizer="sgd", momentum=1.0, progress=False)
+    with pytest.raises(ValueError, match="k must be"):
+        m.fit(x, k=0, progress=False)
+
+
 # ------------------------------------------------------------------------------ Gaussian-Bernoulli
 def _two_cluster_data(n=200, nv=4, seed=0):
     """A mixture of two unit-variance Gaussians at -1.5 and +1.5 in every coordinate: exactly a
