@@ -45,6 +45,7 @@ References
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections import defaultdict
 
@@ -68,6 +69,8 @@ __all__ = [
     "NVIL_ELBO",
     "OptimalBaselineReinforce",
 ]
+
+_baseline_counter = itertools.count()
 
 #: the values ``with_baseline(kind=...)`` accepts
 BASELINES = ("none", "decaying_avg", "nn", "nvil")
@@ -115,7 +118,7 @@ class _Squeeze(nn.Module):
 
 
 def with_baseline(guide, kind: str = "decaying_avg", *, beta: float = 0.9,
-                  module: NeuralBaseline | None = None, name: str = "sf_baseline",
+                  module: NeuralBaseline | None = None, name: str | None = None,
                   data_arg: int = 0):
     r"""Wrap ``guide`` so that its non-reparametrized sites carry a baseline for
     :class:`~pyro.infer.TraceGraph_ELBO`.
@@ -134,6 +137,18 @@ def with_baseline(guide, kind: str = "decaying_avg", *, beta: float = 0.9,
     module : NeuralBaseline
         Required for ``"nn"`` and ``"nvil"``; registered with ``pyro.module(name, module)`` so
         that ``SVI``'s optimizer updates it.
+    name : str, optional
+        Param-store name of ``module``; default a fresh ``"sf_baseline_<n>"`` per call, so two
+        wrapped guides never share (and overwrite) one baseline network.
+
+    Notes
+    -----
+    Where the decaying averages live depends on the loss: :class:`NVIL_ELBO` keeps them on the
+    loss object (one per training run). Pyro's own ``TraceGraph_ELBO`` keeps them in the global
+    param store under ``"__baseline_avg_downstream_cost_" + site name`` (Pyro 1.9.2), so two
+    guides with the same site names trained in one process share them, and a later run starts
+    from an earlier run's averages; use ``NVIL_ELBO(variance_normalization=False)`` (otherwise
+    the same estimator) to keep runs apart, or ``pyro.clear_param_store()`` between runs.
     """
     check_choice(kind, "kind", BASELINES)
     beta = check_float(beta, "beta", 0.0, 1.0, "co")
@@ -144,6 +159,8 @@ def with_baseline(guide, kind: str = "decaying_avg", *, beta: float = 0.9,
         )
     if kind == "none":
         return guide
+    if name is None:
+        name = f"sf_baseline_{next(_baseline_counter)}"
 
     @functools.wraps(guide)
     def wrapped(*args, **kwargs):
@@ -189,11 +206,15 @@ class NVIL_ELBO(TraceGraph_ELBO):
     signal (its second moment: the baselines already centre it), :math:`t_s` the number of
     updates so far (the :math:`1 - \alpha^{t}` correction removes the bias of starting
     :math:`m_s` at zero, as in Adam) and :math:`\sigma_{\min} = 1` as in [1]_ (the signal is
-    never amplified). :math:`\sigma_s` is computed **before** the current minibatch enters
-    :math:`m_s`, so it depends on past draws only: conditionally on the past, the site's
-    score-function gradient is an unbiased estimate of the exact gradient divided by
-    :math:`\sigma_s` ("unbiased up to the scale"). Only the score-function terms are scaled;
-    pathwise gradients (the model's parameters, reparametrized sites) and the baselines' own
+    never amplified). From the second step on, :math:`\sigma_s` is computed **before** the
+    current minibatch enters :math:`m_s`, so it depends on past draws only: conditionally on the
+    past, the site's score-function gradient is an unbiased estimate of the exact gradient
+    divided by :math:`\sigma_s` ("unbiased up to the scale"). The first step, with no history,
+    uses its own minibatch (as NVIL's Algorithm 1 does at every step): left unnormalized, its
+    signal (of order :math:`N/B` times a per-example cost) would dominate Adam's running second
+    moment for thousands of steps and freeze the recognition network (measured on binarized
+    MNIST, ``benchmarks/README.md``). Only the score-function terms are scaled; pathwise
+    gradients (the model's parameters, reparametrized sites) and the baselines' own
     least-squares losses are unchanged.
 
     What it buys: the raw signal's magnitude grows with the data-plate scale :math:`N/B` and
@@ -227,7 +248,9 @@ class NVIL_ELBO(TraceGraph_ELBO):
     Re-implements the per-particle body of Pyro 1.9's ``TraceGraph_ELBO`` (uses its private
     ``_construct_baseline``), with one change: the division by :math:`\sigma_s`. With
     ``variance_normalization=False`` the two agree to rounding (tested). The running
-    statistics live on the loss object: use one ``NVIL_ELBO`` per training run.
+    statistics **and the decaying-average baselines** live on the loss object (attribute
+    ``decaying_averages``), not in Pyro's global param store where ``TraceGraph_ELBO`` keys them
+    by site name: use one ``NVIL_ELBO`` per training run, and runs in one process stay apart.
     """
 
     def __init__(self, num_particles: int = 1, variance_normalization: bool = True,
@@ -333,8 +356,16 @@ class NVIL_ELBO(TraceGraph_ELBO):
                 baseline_loss = baseline_loss + baseline_loss_term
             signal = detach_provenance(downstream_cost.detach())
             if self.variance_normalization:
-                scale = self._scale(node)
-                self._update(node, signal)
+                if self._t[node] == 0:
+                    # no history yet: the first step uses its own minibatch (as NVIL's
+                    # Algorithm 1 does at every step); an unnormalized first signal (N/B times
+                    # the per-example cost) would dominate Adam's second moment for thousands
+                    # of steps and freeze the recognition network
+                    self._update(node, signal)
+                    scale = self._scale(node)
+                else:
+                    scale = self._scale(node)
+                    self._update(node, signal)
                 self.last_scales[node] = scale
                 signal = signal / scale
             surrogate_elbo += (score_function * signal).sum()

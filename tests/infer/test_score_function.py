@@ -211,10 +211,16 @@ def test_nvil_elbo_divides_each_sites_score_term_by_its_running_sd():
         assert loss.last_scales[site] > 1.0  # the signal here is larger than 1: not a no-op
         torch.testing.assert_close(norm[sl] * loss.last_scales[site], raw[sl])
     torch.testing.assert_close(norm[16:], raw[16:])
-    # the first step is not normalized (no history): sigma = min_scale
+    # the first step (no history) is normalized by its own minibatch's second moment: an
+    # unnormalized first signal would dominate Adam's second moment for thousands of steps
+    _, raw1 = _nvil_steps(pyro.infer.TraceGraph_ELBO(), m, guide, 1, seed=3)
     first = NVIL_ELBO(min_scale=0.5)
-    _nvil_steps(first, m, guide, 1, seed=3)
-    assert first.last_scales == {"h1": 0.5, "h2": 0.5}
+    _, norm1 = _nvil_steps(first, m, guide, 1, seed=3)
+    for site, sl in _SITE_COORDS.items():
+        own = first.running_second_moment[site] ** 0.5  # bias-corrected: this batch's only
+        assert first._t[site] == 1 and own > 1.0
+        assert first.last_scales[site] == pytest.approx(own, rel=1e-12)
+        torch.testing.assert_close(norm1[sl] * own, raw1[sl])
     # the running moment is the bias-corrected exponential average of the mean squared signal
     assert loss._t["h1"] == 4 and loss.running_second_moment["h1"] > 1.0
 
@@ -352,6 +358,21 @@ def test_nvil_decaying_average_survives_a_smaller_batch():
     assert loss.decaying_averages["h1"].shape == (2,)
     assert torch.isfinite(loss.decaying_averages["h1"]).all()
     assert float(avg.abs().min()) > 0.0
+
+
+def test_nn_baselines_of_two_wrapped_guides_get_their_own_store_names():
+    pyro.clear_param_store()
+    (ma, _), (mb, _) = _nvil_pair(0, "x"), _nvil_pair(1, "x")
+    mods = [NeuralBaseline(4, ["h1", "h2"], hidden=3).double() for _ in range(2)]
+    guides = [with_baseline(m.guide, "nn", module=mod) for m, mod in zip((ma, mb), mods)]
+    for m, g in zip((ma, mb), guides):
+        pyro.infer.TraceGraph_ELBO().loss_and_grads(m.model, g, X)
+    store = pyro.get_param_store()
+    for mod in mods:
+        own = {id(p) for p in mod.parameters()}
+        names = [k for k in store.keys() if id(store._params[k]) in own]
+        assert len(names) == len(own)
+    assert len({k.split("$$$")[0] for k in store.keys() if "sf_baseline" in k}) == 2
 
 
 def test_bad_arguments():
