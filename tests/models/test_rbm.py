@@ -186,6 +186,33 @@ def test_fit_sgd_step_is_the_per_example_rule():
     torch.testing.assert_close(m.hidden_bias.detach(), w0[2].detach() - lr * grads[2])
 
 
+@pytest.mark.parametrize(
+    "value, binary",
+    [
+        (0.0, True),
+        (-0.0, True),
+        (1.0, True),
+        (0.5, False),
+        (1e-30, False),
+        (1 - 1e-7, False),
+        (1e-40, False),
+        (-1e-30, False),
+        (2.0, False),
+        (float("nan"), False),
+        (float("inf"), False),
+    ],
+)
+def test_fast_binary_check_of_fit(value, binary):
+    # fit's one-pass check (aminmax + dot) agrees with the elementwise one, subnormals included
+    from pyrogen.models.rbm import _all_binary
+
+    for dtype in (torch.float32, torch.float64):
+        x = (torch.rand(300, 20, generator=torch.Generator().manual_seed(0)) < 0.3).to(dtype)
+        x[123 % 300, 7] = value
+        assert _all_binary(x) is binary
+        assert bool(((x == 0) | (x == 1)).all()) is binary
+
+
 def test_fit_schedules_and_validation_state():
     from pyrogen.normalizers import CD
 
