@@ -468,7 +468,9 @@ class _BayesianLinearGaussian(GenerativeModel):
             NUTS implementation. ``"numpyro"`` (needs the ``numpyro`` extra) runs NumPyro NUTS
             on the twin :func:`pyrogen.numpyro.bayesian_fa` /
             :func:`pyrogen.numpyro.bayesian_ppca` (same priors and sites; ARD non-centred as with
-            ``potential="fast"``; ``potential`` is ignored) from the same chain starts, with
+            ``potential="fast"``; with the collapsed form ``potential="fast"`` evaluates the
+            likelihood from the sufficient statistics as here, ``"model"`` row by row, see
+            :func:`pyrogen.numpyro.run_nuts`) from the same chain starts, with
             ``chain_method`` one of ``"sequential"``, ``"parallel"`` (one JAX CPU device per
             chain, see :func:`pyrogen.numpyro.run_nuts`) or ``"vectorized"``, and stores the
             draws in the same buffers; :attr:`mcmc` is then the NumPyro ``MCMC``. A float64
@@ -518,6 +520,8 @@ class _BayesianLinearGaussian(GenerativeModel):
                                                1.0, "oo"),
                 max_tree_depth=check_int(max_tree_depth, "max_tree_depth", low=1),
                 init=init, progress=progress, seed=seed,
+                sufficient_stats=check_choice(potential, "potential",
+                                              ("fast", "model")) == "fast",
             )
         return self._fit_nuts(
             x,

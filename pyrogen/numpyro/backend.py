@@ -58,14 +58,16 @@ def _unconstrained_start(values: dict, noncentered: bool, latent: bool) -> dict:
 def fit_nuts_numpyro(model, x: torch.Tensor, *, num_samples: int, warmup_steps: int,
                      num_chains: int, chain_method: str, target_accept_prob: float,
                      max_tree_depth: int, init: str, progress: bool,
-                     seed: int | None = None) -> FitHistory:
+                     seed: int | None = None, sufficient_stats: bool = True) -> FitHistory:
     """NumPyro NUTS for a fitted-to-be pyrogen Bayesian FA / PPCA ``model`` (see
     :meth:`pyrogen.models.BayesianFactorAnalysis.fit` with ``backend="numpyro"``).
 
     Chain starts are the Pyro path's (``init="pca"``: PCA solution, W randomly rotated per
     chain, noise jittered, from torch's RNG), so a seeded Pyro and NumPyro fit start at the same
     points; ``init="prior"`` draws starts from the prior (numpyro ``init_to_sample``). The
-    NumPyro seed is ``seed`` or, if ``None``, drawn from torch's RNG.
+    NumPyro seed is ``seed`` or, if ``None``, drawn from torch's RNG. ``sufficient_stats``
+    (collapsed form only): the NUTS target evaluates the likelihood from the data's sufficient
+    statistics (:func:`pyrogen.numpyro.run_nuts`); ``False``: row by row.
     """
     from numpyro.infer import init_to_sample
 
@@ -109,7 +111,8 @@ def fit_nuts_numpyro(model, x: torch.Tensor, *, num_samples: int, warmup_steps: 
             num_warmup=warmup_steps, num_samples=num_samples, seed=seed,
             progress_bar=progress, target_accept_prob=target_accept_prob,
             max_tree_depth=max_tree_depth, init_params=init_params,
-            init_strategy=init_strategy, noncentered=noncentered, **kw,
+            init_strategy=init_strategy, noncentered=noncentered,
+            sufficient_stats="auto" if sufficient_stats else False, **kw,
         )
         samples = mcmc.get_samples(group_by_chain=True)
         stats = sample_stats(mcmc)

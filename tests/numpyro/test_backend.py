@@ -48,6 +48,7 @@ def test_switch_stores_draws_and_protocol_methods_work(fitted, tmp_path):
     assert h.info["backend"] == "numpyro" and h.info["chain_method"] == "vectorized"
     assert len(h.losses) == S and h.info["divergences"] >= 0
     assert {"total_s", "compile_s"} <= set(h.info)
+    assert h.info["sufficient_stats"] is True  # the default NUTS target (collapsed form)
     ll = m.log_likelihood(x)
     assert ll.values.shape == (N,) and torch.isfinite(ll.values).all()
     assert m.sample(7).shape == (7, D) and m.transform(x).shape == (N, K)

@@ -15,6 +15,7 @@ import jax  # noqa: E402
 
 from pyrogen.numpyro import (  # noqa: E402
     ParallelChainsWarning,
+    SufficientStatisticsNUTS,
     bayesian_fa,
     factor_summaries,
     procrustes_align,
@@ -150,6 +151,33 @@ def test_same_seed_same_draws_and_extra_fields(two_mode_run):
     assert 0 < t["compile_s"] <= t["total_s"]
 
 
+def test_sufficient_statistics_target_and_per_row_model_kept(two_mode_run):
+    """run_nuts samples bayesian_fa through the sufficient statistics by default, while the
+    MCMC keeps the per-row model: pointwise log-likelihood (LOO) per observation."""
+    import numpyro
+    from numpyro.infer import NUTS
+
+    from pyrogen import diagnostics
+
+    x, mcmc = two_mode_run
+    assert isinstance(mcmc.sampler, SufficientStatisticsNUTS)
+    assert mcmc.pyrogen_timing["sufficient_stats"] is True
+    assert "sufficient_stats" not in mcmc._kwargs
+    assert mcmc.sampler.stats.num_data == N
+    np.testing.assert_allclose(mcmc.sampler.stats.mean, x.mean(0), rtol=1e-12)
+    samples = mcmc.get_samples()
+    ll = numpyro.infer.log_likelihood(mcmc.sampler.model, samples, x, **mcmc._kwargs)["x"]
+    assert ll.shape == (400, N)
+    idata = diagnostics.to_inference_data(mcmc)
+    assert idata.log_likelihood["x"].shape == (2, 200, N)
+    np.testing.assert_allclose(idata.log_likelihood["x"].values.reshape(400, N), ll,
+                               rtol=1e-10)
+    # off: the plain per-row NUTS
+    small = run_nuts(bayesian_fa, x, n_components=K, num_warmup=5, num_samples=5,
+                     progress_bar=False, sufficient_stats=False, chain_method="sequential")
+    assert type(small.sampler) is NUTS and small.pyrogen_timing["sufficient_stats"] is False
+
+
 def test_run_nuts_validates_arguments():
     x = np.zeros((4, 2))
     with pytest.raises(ValueError, match="chain_method"):
@@ -160,6 +188,10 @@ def test_run_nuts_validates_arguments():
         run_nuts(bayesian_fa, x, n_components=1, target_accept_prob=1.0)
     with pytest.raises(TypeError, match="model must be a callable"):
         run_nuts("bayesian_fa", x)
+    with pytest.raises(ValueError, match="sufficient_stats must be 'auto'"):
+        run_nuts(bayesian_fa, x, n_components=1, sufficient_stats="yes")
+    with pytest.raises(ValueError, match="sufficient_stats=True needs"):
+        run_nuts(bayesian_fa, x, n_components=1, likelihood="latent", sufficient_stats=True)
     with pytest.raises(TypeError, match="numpyro.infer.MCMC"):
         sample_stats(object())
     with pytest.raises(ValueError, match="n"):
