@@ -264,6 +264,67 @@ class NumpyroRunner:
 ALL = ("pyro", "pyro-jit", "pyro-ss", "numpyro", "numpyro-ss")
 
 
+def grad_timing(name, x, K, args, out):
+    """Seconds per potential + gradient evaluation of each candidate at the PCA start (the
+    cost NUTS pays per leapfrog step, without the sampler's own overhead); interleaved,
+    median of ``--grad-repeats`` batches of ``--grad-evals`` evaluations."""
+    from numpyro.infer.util import initialize_model as n_init
+    from pyro.infer.mcmc.util import initialize_model
+
+    n, D = x.shape
+    m = BayesianFactorAnalysis(D, K).double()
+    xt = torch.as_tensor(x)
+    init = m._pca_init(xt)
+    transforms = m._unconstraining_transforms()
+    z0 = {k: (transforms[k](v) if k in transforms else v).clone() for k, v in init.items()}
+    fns = {}
+    _, pyro_pot, _, _ = initialize_model(m.model, model_args=(xt,))
+    ss_pot = m.potential_fn(xt)
+
+    def torch_grad(pot):
+        def f():
+            z = {k: v.clone().requires_grad_(True) for k, v in z0.items()}
+            u = pot(z)
+            torch.autograd.grad(u, list(z.values()))
+        return f
+
+    fns["pyro"] = torch_grad(pyro_pot)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, jit_pot, _, _ = initialize_model(m.model, model_args=(xt,), jit_compile=True,
+                                            skip_jit_warnings=True)
+        fns["pyro-jit"] = torch_grad(jit_pot)
+        fns["pyro-jit"]()  # trace once
+    fns["pyro-ss"] = torch_grad(ss_pot)
+    zj = {k: jnp.asarray(v.numpy()) for k, v in z0.items()}
+    for c, ss in (("numpyro", False), ("numpyro-ss", gaussian_sufficient_statistics(x))):
+        info = n_init(jax.random.PRNGKey(0), bayesian_fa, model_args=(x,),
+                      model_kwargs=dict(n_components=K, noncentered=False, sufficient_stats=ss))
+        g = jax.jit(jax.value_and_grad(info.potential_fn))
+        jax.block_until_ready(g(zj))
+        fns[c] = (lambda gg: lambda: jax.block_until_ready(gg(zj)))(g)
+    names = [c for c in args.candidates if c in fns]
+    times = {c: [] for c in names}
+    for r in range(args.grad_repeats):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for c in order:
+            fns[c]()
+            t0 = time.perf_counter()
+            for _ in range(args.grad_evals):
+                fns[c]()
+            times[c].append((time.perf_counter() - t0) / args.grad_evals)
+    med = {c: statistics.median(v) for c, v in times.items()}
+    base = "pyro" if "pyro" in names else names[0]
+    lines = [f"### gradient cost, {name} (n={n}, D={D}, K={K}; median of {args.grad_repeats} "
+             f"interleaved batches of {args.grad_evals})",
+             f"| candidate | ms per potential+gradient | speed-up vs {base} |", "|---|---|---|"]
+    lines += [f"| {c} | {1e3 * med[c]:.3g} | {med[base] / med[c]:.3g} |" for c in names]
+    text = "\n".join(lines)
+    print(text, flush=True)
+    if out:
+        append_to_file(out, text + "\n")
+
+
 def bench_dataset(name, x, K, args, out):
     n, D = x.shape
     init = BayesianFactorAnalysis(D, K).double()._pca_init(torch.as_tensor(x))
@@ -333,6 +394,10 @@ def main():
     p.add_argument("--pyro-samples", type=int, default=None,
                    help="draws of the Pyro rows (default: --samples)")
     p.add_argument("--candidates", default=",".join(ALL))
+    p.add_argument("--grad-only", action="store_true",
+                   help="only time potential+gradient evaluations (no NUTS runs)")
+    p.add_argument("--grad-evals", type=int, default=20)
+    p.add_argument("--grad-repeats", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(args.threads or 1)
     q = args.quick
@@ -347,6 +412,13 @@ def main():
     if args.out:
         append_to_file(args.out, head + "\n")
     sets = args.datasets.split(",")
+    if args.grad_only:
+        loaders = {"digits": digits_data, "mnist": mnist_data, "mnist784": mnist_pixels}
+        for sname in sets:
+            x = loaders[sname](q)
+            if x is not None:
+                grad_timing(sname, x, K, args, args.out)
+        return
     if "digits" in sets:
         bench_dataset("digits", digits_data(q), K, args, args.out)
     if "mnist" in sets:

@@ -110,12 +110,14 @@ class SufficientStatisticsNUTS(NUTS):
 
 
 def _stats_applicable(model, args, model_kwargs) -> bool:
-    base = model
+    base, kw, nargs = model, dict(model_kwargs), len(args)
     while isinstance(base, functools.partial):
+        kw = {**base.keywords, **kw}
+        nargs += len(base.args)
         base = base.func
-    return (base in (bayesian_fa, bayesian_ppca) and len(args) > 0 and args[0] is not None
-            and model_kwargs.get("likelihood", "collapsed") == "collapsed"
-            and "sufficient_stats" not in model_kwargs)
+    return (base in (bayesian_fa, bayesian_ppca) and nargs == 1 and len(args) == 1
+            and args[0] is not None and kw.get("likelihood", "collapsed") == "collapsed"
+            and "sufficient_stats" not in kw)
 
 
 class ParallelChainsWarning(UserWarning):
