@@ -6,6 +6,7 @@ Three measurements (run one with its sub-command)::
     python benchmarks/bench_vae.py quality [--vae-minutes 30] [--iwae-minutes 40] [--n-test 1000]
     python benchmarks/bench_vae.py evaluate --model vae.pt [--n-test 10000] [--k 5000]
     python benchmarks/bench_vae.py memory  [--k 5000] [--n-min 100] [--n-max 1000]
+    python benchmarks/bench_vae.py gap --model vae.pt [--every 20] [--steps 200] [--k 5000]
 
 ``speed``: the network of Pyro's VAE tutorial (784-400-50, softplus, Bernoulli decoder, batch
 256, Adam 1e-3) written exactly as in the tutorial (``pyro.module`` + ``Trace_ELBO``) against the
@@ -24,6 +25,11 @@ fixed binarization, 3280 epochs): VAE -88.71, IWAE(k=50) -87.10 nats.
 ``memory``: peak resident memory (``resource.getrusage`` ``ru_maxrss``, in a fresh subprocess per
 setting) of ``log_likelihood(num_particles=k)`` over the test set for several sizes: with
 chunking the peak must not grow with the number of images nor with k.
+
+``gap``: the amortization gap of a saved model on evenly spaced test images (every
+``--every``-th): ELBO of the encoder, ELBO after ``--steps`` per-example refinement steps, IS with
+the refined guide as proposal (k=1000), and IS with the encoder as proposal (``--k``) on the same
+images, so the two IS lower bounds compare.
 
 All with ``torch.set_num_threads(1)`` unless ``--threads``. The data is read from
 ``$PYROGEN_DATA`` or ``../shared/data/binarized_mnist.npz``.
@@ -428,6 +434,32 @@ def cmd_memory(args):
     return rows
 
 
+def cmd_gap(args):
+    """Amortization gap of a saved model, and IS with the encoder vs the refined proposal."""
+    from pyrogen.models.base import load as load_model
+
+    torch.set_num_threads(args.threads)
+    pyro.set_rng_seed(args.seed)
+    model = load_model(args.model)
+    x = load("test").x[:: args.every]
+    t0 = time.perf_counter()
+    gap = model.amortization_gap(x, num_steps=args.steps)
+    t_gap = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    enc = model.log_likelihood(x, num_particles=args.k, batch_size=20, chunk=250)
+    t_enc = time.perf_counter() - t0
+    out = {"images": f"test[::{args.every}] ({x.shape[0]})", "model": args.model,
+           **gap.to_dict(), "gap_seconds": t_gap,
+           "is_encoder_proposal": {**enc.to_dict(), "num_particles": args.k}, "is_seconds": t_enc}
+    print(f"{x.shape[0]} test images (every {args.every}th)")
+    print(f"  ELBO, encoder            {gap.elbo_amortized}")
+    print(f"  ELBO, refined ({args.steps} steps) {gap.elbo_refined}")
+    print(f"  amortization gap         {gap.amortization_gap:.3f} nats")
+    print(f"  IS, refined proposal     {gap.log_likelihood}  (k=1000)")
+    print(f"  IS, encoder proposal     {enc}  (k={args.k})")
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -461,12 +493,18 @@ def main(argv=None):
     m.add_argument("--k", type=int, default=5000)
     m.add_argument("--n-min", type=int, default=100)
     m.add_argument("--n-max", type=int, default=1000)
-    for a in (s, q, e, m):
+    g = sub.add_parser("gap", help=cmd_gap.__doc__)
+    g.add_argument("--model", required=True, help="a model saved by `quality --save`")
+    g.add_argument("--every", type=int, default=20, help="every n-th test image")
+    g.add_argument("--steps", type=int, default=200, help="refinement steps")
+    g.add_argument("--k", type=int, default=5000, help="particles of the encoder-proposal IS")
+    g.add_argument("--seed", type=int, default=0)
+    for a in (s, q, e, m, g):
         a.add_argument("--threads", type=int, default=1)
         a.add_argument("--json", default=None, help="write the summary here")
     args = p.parse_args(argv)
     cmds = {"speed": cmd_speed, "quality": cmd_quality, "evaluate": cmd_evaluate,
-            "memory": cmd_memory}
+            "memory": cmd_memory, "gap": cmd_gap}
     out = cmds[args.cmd](args)
     if args.json and args.cmd != "evaluate":  # evaluate writes its JSON block by block
         with open(args.json, "w") as f:
