@@ -128,7 +128,7 @@ def test_parity_pyro_numpyro_fast(fitted):
 @pytest.mark.slow
 @pytest.mark.parametrize("cls,Dk", [(BayesianFactorAnalysis, (5, 2)), (BayesianPPCA, (6, 2))])
 def test_parity_pyro_numpyro_slow(cls, Dk):
-    """Larger models: 2 Pyro chains x 250 draws vs 4 NumPyro chains x 500, both with the
+    """Larger models: 2 Pyro chains x 200 draws vs 4 NumPyro chains x 500, both with the
     sufficient-statistics target (Pyro ``potential="fast"``, NumPyro's default), maximum tree
     depth 5 for both (the posterior does not depend on it; a K=2 model's rotation ring fills
     63-step trees, which made the earlier 2 x 500, depth-10 version run past pytest's 600 s:
@@ -137,7 +137,7 @@ def test_parity_pyro_numpyro_slow(cls, Dk):
     d, k = Dk
     x = _data(150, d, k, seed=4)
     mp = cls(d, k).double()
-    mp.fit(x, method="nuts", num_chains=2, num_samples=250, warmup_steps=150, progress=False,
+    mp.fit(x, method="nuts", num_chains=2, num_samples=200, warmup_steps=150, progress=False,
            seed=5, max_tree_depth=5)
     mn = cls(d, k).double()
     h = mn.fit(x, method="nuts", backend="numpyro", num_chains=4, chain_method="vectorized",
