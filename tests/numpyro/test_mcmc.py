@@ -155,7 +155,6 @@ def test_sufficient_statistics_target_and_per_row_model_kept(two_mode_run):
     """run_nuts samples bayesian_fa through the sufficient statistics by default, while the
     MCMC keeps the per-row model: pointwise log-likelihood (LOO) per observation."""
     import numpyro
-    from numpyro.infer import NUTS
 
     from pyrogen import diagnostics
 
@@ -172,7 +171,13 @@ def test_sufficient_statistics_target_and_per_row_model_kept(two_mode_run):
     assert idata.log_likelihood["x"].shape == (2, 200, N)
     np.testing.assert_allclose(idata.log_likelihood["x"].values.reshape(400, N), ll,
                                rtol=1e-10)
-    # off: the plain per-row NUTS
+
+
+@pytest.mark.slow  # one more NumPyro compilation
+def test_sufficient_statistics_off_runs_plain_nuts(two_mode_run):
+    from numpyro.infer import NUTS
+
+    x, _ = two_mode_run
     small = run_nuts(bayesian_fa, x, n_components=K, num_warmup=5, num_samples=5,
                      progress_bar=False, sufficient_stats=False, chain_method="sequential")
     assert type(small.sampler) is NUTS and small.pyrogen_timing["sufficient_stats"] is False
