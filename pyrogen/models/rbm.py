@@ -30,7 +30,6 @@ import pyro
 import pyro.optim
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .._validation import check_binary, check_choice, check_float, check_int
 from ..distributions import RBM
@@ -376,41 +375,34 @@ class _RBMModel(GenerativeModel):
         )
 
         history = FitHistory(method=method, info={"num_steps": num_steps, "lr": lr})
-        ks, perm, pos = [], None, n
+        ks = []
+        order = {"perm": None, "pos": n}
+
+        def step_loss(step):
+            kk = check_int(k_at(step), "k(step)", low=1)
+            if isinstance(norm, (PCD, CD)):
+                norm.num_steps = kk
+            if not ks or ks[-1][1] != kk:
+                ks.append((step, kk))
+            if optimizer == "sgd":
+                m = check_float(momentum_at(step), "momentum(step)", 0.0, 1.0, "co")
+                for grp in opt.param_groups:
+                    grp["momentum"] = m
+            if batch_size >= n:
+                return svi.step(x, num_data=None) / n
+            if order["pos"] + batch_size > n:
+                order["perm"], order["pos"] = torch.randperm(n, device=x.device), 0
+            pos = order["pos"]
+            batch = torch.index_select(x, 0, order["perm"][pos : pos + batch_size])
+            order["pos"] = pos + batch_size
+            return svi.step(batch, num_data=n) / n
+
         self._fit_normalizer = norm
         t0 = time.perf_counter()
         try:
-            bar = tqdm(range(num_steps), disable=not progress, desc=f"{type(self).__name__} svi")
             with pyro.validation_enabled(False):
-                for step in bar:
-                    kk = check_int(k_at(step), "k(step)", low=1)
-                    if isinstance(norm, (PCD, CD)):
-                        norm.num_steps = kk
-                    if not ks or ks[-1][1] != kk:
-                        ks.append((step, kk))
-                    if optimizer == "sgd":
-                        m = check_float(momentum_at(step), "momentum(step)", 0.0, 1.0, "co")
-                        for grp in opt.param_groups:
-                            grp["momentum"] = m
-                    if batch_size >= n:
-                        batch, num_data = x, None
-                    else:
-                        if pos + batch_size > n:
-                            perm, pos = torch.randperm(n, device=x.device), 0
-                        batch = torch.index_select(x, 0, perm[pos : pos + batch_size])
-                        num_data = n
-                        pos += batch_size
-                    value = svi.step(batch, num_data=num_data) / n
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"SVI loss became {value} at step {step}; lower lr (got {lr}) or "
-                            "check the data scale."
-                        )
-                    history.losses.append(value)
-                    if progress and step % 25 == 0:
-                        bar.set_postfix(loss=f"{value:.4f}")
-                    if callback is not None:
-                        callback(step, value)
+                self._run_steps(step_loss, history, num_steps=num_steps, lr=lr,
+                                progress=progress, callback=callback)
         finally:
             self._fit_normalizer = None
             if isinstance(norm, (PCD, CD)):
