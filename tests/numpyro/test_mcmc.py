@@ -205,11 +205,13 @@ def test_run_nuts_validates_arguments():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "measured 2026-11-21: raw r-hat 'W' > 1.1 as expected, but aligned r-hat 1.28 > 1.05: "
-    "300 draws do not mix the 400 latent codes within a mode; needs longer chains"))
 def test_rhat_noisy_ica_signed_permutation_alignment():
-    """Two noisy-ICA chains started in different signed-permutation modes."""
+    """Two noisy-ICA chains started in different signed-permutation modes.
+
+    With 300 warmup / 300 draws the aligned r-hat was 1.28-1.43 (the 400 latent codes had not
+    mixed within a mode, not an alignment failure: the aligned chain means already agreed to
+    ~0.05); with 1000 / 3000 it is 1.001-1.012 (measured 2026-11-21, ~20 s).
+    """
     from pyrogen.numpyro import bayesian_noisy_ica, signed_permutation_align
 
     rng = np.random.default_rng(5)
@@ -221,7 +223,7 @@ def test_rhat_noisy_ica_signed_permutation_alignment():
     init = {"W": np.stack([A, A[:, perm] * sign]), "h": np.stack([s, s[:, perm] * sign])}
     mcmc = run_nuts(bayesian_noisy_ica, x, n_components=k, bias=np.zeros(d),
                     noise_scale=np.full(d, 0.2), num_chains=2, chain_method="vectorized",
-                    num_warmup=300, num_samples=300, seed=0, progress_bar=False,
+                    num_warmup=1000, num_samples=3000, seed=0, progress_bar=False,
                     init_params=init)
     W = np.asarray(mcmc.get_samples(group_by_chain=True)["W"])
     assert _rhat(W).max() > 1.1
