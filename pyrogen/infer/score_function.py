@@ -246,7 +246,8 @@ class NVIL_ELBO(TraceGraph_ELBO):
     Notes
     -----
     Re-implements the per-particle body of Pyro 1.9's ``TraceGraph_ELBO`` (uses its private
-    ``_construct_baseline``), with one change: the division by :math:`\sigma_s`. With
+    ``_get_baseline_options``), with two changes: the division by :math:`\sigma_s`, and where the
+    decaying averages live (below). With
     ``variance_normalization=False`` the two agree to rounding (tested). The running
     statistics **and the decaying-average baselines** live on the loss object (attribute
     ``decaying_averages``), not in Pyro's global param store where ``TraceGraph_ELBO`` keys them
