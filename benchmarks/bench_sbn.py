@@ -114,8 +114,12 @@ def spread_indices(n_total, n_eval, block):
     return torch.cat([idx[j::nb] for j in range(nb)])
 
 
-def evaluate(model, x_eval, k, block, minutes, elbo_particles, on_block=None):
-    """IS log-likelihood (k particles) and ELBO on ``x_eval``, block by block; returns a dict."""
+def evaluate(model, x_eval, k, block, minutes, elbo_particles, on_block=None, per_image=False):
+    """IS log-likelihood (k particles) and ELBO on ``x_eval``, block by block; returns a dict.
+
+    With ``per_image`` the dict also holds the per-image IS values and their Monte Carlo
+    standard errors (in evaluation order), so that methods evaluated on the same images can be
+    compared by paired differences."""
     t0 = time.perf_counter()
     vals, ses, ess, elbos, elbo_ses = [], [], [], [], []
     res = {}
@@ -145,6 +149,9 @@ def evaluate(model, x_eval, k, block, minutes, elbo_particles, on_block=None):
             "elbo_data_se": float(elbo.values.std() / math.sqrt(n)) if n > 1 else None,
             "eval_seconds": time.perf_counter() - t0,
         }
+        if per_image:
+            res["is_values"] = ll.values.tolist()
+            res["is_stderr"] = ll.stderr.tolist()
         if on_block is not None:
             on_block(res)
         if minutes is not None and time.perf_counter() - t0 > 60 * minutes:
@@ -179,6 +186,9 @@ def main():
                     help="comma-separated subset of --methods to evaluate (default all)")
     ap.add_argument("--json", type=str, default=None, help="write the results here")
     ap.add_argument("--elbo-particles", type=int, default=10)
+    ap.add_argument("--per-image", action="store_true",
+                    help="store per-image IS values and the test indices in the JSON (for "
+                         "paired comparisons between methods evaluated on the same images)")
     args = ap.parse_args()
     if args.quick:  # smoke test: tiny sizes
         args.budget_min, args.chunk, args.n_eval, args.k = 0.05, 5, 4, 50
@@ -203,7 +213,8 @@ def main():
     x_test_all = test.x.float()
     # evenly spaced test images: the test set is ordered by writer (ink per image varies from
     # 54 to 143 pixels between blocks of 500 consecutive images), so "the first n" is biased
-    x_test = x_test_all[spread_indices(x_test_all.shape[0], args.n_eval, args.eval_block)]
+    test_idx = spread_indices(x_test_all.shape[0], args.n_eval, args.eval_block)
+    x_test = x_test_all[test_idx]
     n = x.shape[0]
     layers = [int(s) for s in args.layers.split(",")]
     methods = args.methods.split(",")
@@ -212,6 +223,8 @@ def main():
                "lr": args.lr, "optimizer": "Adam", "rws_k": args.rws_k,
                "epochs_budget": args.epochs, "budget_min": args.budget_min, "k": args.k,
                "methods": {m: {} for m in methods}}
+    if args.per_image:
+        summary["test_indices"] = test_idx.tolist()
     if args.load_dir:
         runs = {m: (load(os.path.join(args.load_dir, f"sbn_{m}.pt")), None) for m in methods}
         prev = os.path.join(args.load_dir, "train.json")
@@ -293,7 +306,7 @@ def main():
                 f"{res['ess_min']:.1f} median {res['ess_median']:.1f}")
 
         res = evaluate(model, x_test, args.k, args.eval_block, args.eval_minutes,
-                       args.elbo_particles, on_block)
+                       args.elbo_particles, on_block, per_image=args.per_image)
         out(f"{m}: test IS log-lik (k={args.k}, {res['n_test']} evenly spaced test images) = "
             f"{res['is_mean']:.2f} +- {res['is_mc_se']:.3f} (MC stderr) "
             f"+- {res['is_data_se']:.2f} (test-set sampling) [is_estimate, stochastic lower "
