@@ -115,16 +115,18 @@ def spread_indices(n_total, n_eval, block):
     return torch.cat([idx[j::nb] for j in range(nb)])
 
 
-def evaluate(model, x_eval, k, block, minutes, elbo_particles, on_block=None, per_image=False):
+def evaluate(model, x_eval, k, block, minutes, elbo_particles, on_block=None, per_image=False,
+             start_block=0):
     """IS log-likelihood (k particles) and ELBO on ``x_eval``, block by block; returns a dict.
 
     With ``per_image`` the dict also holds the per-image IS values and their Monte Carlo
     standard errors (in evaluation order), so that methods evaluated on the same images can be
-    compared by paired differences."""
+    compared by paired differences. ``start_block`` skips the first blocks (to complete a
+    time-capped run: the union of the two runs is the whole of ``x_eval``)."""
     t0 = time.perf_counter()
     vals, ses, ess, elbos, elbo_ses = [], [], [], [], []
     res = {}
-    for start in range(0, x_eval.shape[0], block):
+    for start in range(start_block * block, x_eval.shape[0], block):
         xb = x_eval[start : start + block]
         part = importance_log_likelihood(model.model, model.guide, xb, num_particles=k,
                                          batch_size=25, chunk=200, max_plate_nesting=1)
@@ -183,6 +185,9 @@ def main():
     ap.add_argument("--eval-minutes", type=float, default=None,
                     help="per-method evaluation budget: stop after the block that exceeds it")
     ap.add_argument("--eval-block", type=int, default=100, help="test images per block")
+    ap.add_argument("--eval-start-block", type=int, default=0,
+                    help="skip this many blocks of the evaluation order (to complete a run "
+                         "that --eval-minutes stopped)")
     ap.add_argument("--eval-methods", type=str, default=None,
                     help="comma-separated subset of --methods to evaluate (default all)")
     ap.add_argument("--json", type=str, default=None, help="write the results here")
@@ -205,6 +210,9 @@ def main():
         args.budget_min, args.chunk, args.n_eval, args.k = 0.05, 5, 4, 50
         args.epochs = None
         args.train_limit = args.train_limit or 1000
+    if args.eval_start_block < 0 or args.eval_start_block * args.eval_block >= args.n_eval:
+        ap.error(f"--eval-start-block {args.eval_start_block} leaves no test image of the "
+                 f"{args.n_eval} in blocks of {args.eval_block}")
     torch.set_num_threads(1)
     pyro.set_rng_seed(args.seed)
 
@@ -317,7 +325,8 @@ def main():
                 f"{res['ess_min']:.1f} median {res['ess_median']:.1f}")
 
         res = evaluate(model, x_test, args.k, args.eval_block, args.eval_minutes,
-                       args.elbo_particles, on_block, per_image=args.per_image)
+                       args.elbo_particles, on_block, per_image=args.per_image,
+                       start_block=args.eval_start_block)
         out(f"{m}: test IS log-lik (k={args.k}, {res['n_test']} evenly spaced test images) = "
             f"{res['is_mean']:.2f} +- {res['is_mc_se']:.3f} (MC stderr) "
             f"+- {res['is_data_se']:.2f} (test-set sampling) [is_estimate, stochastic lower "
