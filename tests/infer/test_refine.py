@@ -157,8 +157,9 @@ def test_refine_bernoulli_elbo_reaches_the_best_mean_field_elbo():
     refined, losses = refine(m.model, m.guide, x, num_steps=800, lr=0.05, num_particles=20)
     after = exact_elbo(logits(refined))
     assert (best_elbo - before).mean() > 0.5  # the poor encoder leaves a real gap
-    # the score-function estimator (leave-one-out baseline) gets there: SGD noise at lr/10
-    # is ~0.01 nats; 0.05 allows it with a wide margin (failure rate < 1e-3 over seeds 0-9)
+    # the score-function estimator (leave-one-out baseline) gets there: with data and RNG
+    # seeds 0-9 the worst example was 0.024 nats short (/work/notes/s4/refine_seeds.py);
+    # 0.05 is twice that (no failure seen in those 10 runs)
     assert (best_elbo - after).max() < 0.05
     assert losses[-1] < losses[0]
 
@@ -179,8 +180,8 @@ def test_refine_bernoulli_inclusive_matches_posterior_marginals_and_improves_is(
                        for i in (0, 1)], -1)
     enc = torch.sigmoid(torch.cat(enc_logits, -1))
     assert (enc - marginals).abs().max() > 0.3  # the encoder is far off
-    # Monte Carlo error of the final iterate ~0.01; bias of K = 50 self-normalized weights
-    # is O(1/K) on these 5-unit posteriors. 0.05 leaves a margin (failure rate < 1e-3)
+    # Monte Carlo error of the final iterate plus the O(1/K) bias of K = 50 self-normalized
+    # weights: with seeds 0-9 the worst marginal was 0.026 off; 0.05 is about twice that
     assert (probs - marginals).abs().max() < 0.05
     # IS with the refined proposal: closer to the exact log p(x) and a higher ESS at equal k
     from pyrogen.infer.importance import importance_log_likelihood
