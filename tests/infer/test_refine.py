@@ -98,14 +98,14 @@ def test_vae_method_and_bad_input():
 
 
 # ---------------------------------------------------------------- Bernoulli sites (SBNs)
-def enumerable_sbn(seed=0):
-    """SBN 8-3-2 (H = 5, 32 configurations) with strong couplings and a poor mean-field
-    recognition network: the exact posterior, the exact ELBO of any mean-field q and the exact
-    log p(x) are all computable by enumeration."""
-    from pyrogen.models import SigmoidBeliefNet
+def enumerable_sbn(seed=0, helmholtz=False):
+    """SBN 8-3-2 (H = 5, 32 configurations) with strong couplings and a poor recognition
+    network (mean-field, or bottom-up with ``helmholtz``): the exact posterior, the exact ELBO
+    of any such q and the exact log p(x) are all computable by enumeration."""
+    from pyrogen.models import HelmholtzMachine, SigmoidBeliefNet
 
     g = torch.Generator().manual_seed(seed)
-    m = SigmoidBeliefNet([8, 3, 2]).double()
+    m = (HelmholtzMachine if helmholtz else SigmoidBeliefNet)([8, 3, 2]).double()
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(1.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
@@ -213,18 +213,10 @@ def test_refine_keeps_the_hierarchical_guide_of_a_helmholtz_machine():
     """q(h1|x) q(h2|h1): the refined guide shifts both layers' logits but keeps h2's dependence
     on the sampled h1, so at zero offsets it is exactly the encoder and the ELBO objective can
     only start from the encoder's ELBO (both computed exactly by enumeration)."""
-    from pyrogen.models import HelmholtzMachine
     from pyrogen.models.sbn import _bern_logp
 
     pyro.set_rng_seed(2)
-    g = torch.Generator().manual_seed(2)
-    m = HelmholtzMachine([8, 3, 2]).double()
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(1.5 * torch.randn(p.shape, generator=g, dtype=torch.float64))
-        for lin in m.rec:
-            lin.weight.mul_(0.1)
-    x = m.sample(6)
+    m, x = enumerable_sbn(2, helmholtz=True)
     configs = m.hidden_configs()
     h1, h2 = (h.unsqueeze(1) for h in m._hidden_split(configs))
     lp = m.log_joint(x.unsqueeze(0), [h1, h2]).detach()
