@@ -105,11 +105,20 @@ def _unwrap(fn):
 
 
 class _OffsetMessenger(Messenger):
-    """Shifts the parameters of the guide's sites by per-example offsets (see RefinedGuide)."""
+    r"""Shifts the parameters of the guide's sites by per-example offsets (see RefinedGuide).
 
-    def __init__(self, params):
+    With ``detach`` the sampled values are cut from the graph before the guide uses them
+    downstream, so that :math:`\nabla \log q(z)` at fixed :math:`z` has no pathwise part
+    through reparametrized samples of upper sites (the inclusive objective needs this)."""
+
+    def __init__(self, params, detach: bool = False):
         super().__init__()
         self.params = params
+        self.detach = detach
+
+    def _pyro_post_sample(self, msg):
+        if self.detach and not msg["is_observed"] and msg["name"] in self.params:
+            msg["value"] = msg["value"].detach()
 
     def _pyro_sample(self, msg):
         if msg["is_observed"] or msg["name"] not in self.params:
@@ -205,7 +214,13 @@ def _guide_log_q(guide_trace, mpn, plate_name, detach_values, score_function_onl
 
 def _refine_loss(model, refined, args, kwargs, num_particles, mpn, plate_name, objective):
     """Surrogate loss (summed over the batch) whose gradient is the objective's estimate."""
-    lw, _, gtr = _log_weights(model, refined, args, kwargs, num_particles, mpn, plate_name)
+    if objective == "inclusive":  # z fixed: no pathwise gradient through upper samples
+        def guide(*a, **k):
+            with _OffsetMessenger(refined.params, detach=True):
+                return refined.guide(*a, **k)
+    else:
+        guide = refined
+    lw, _, gtr = _log_weights(model, guide, args, kwargs, num_particles, mpn, plate_name)
     if objective == "inclusive":
         lq = _guide_log_q(gtr, mpn, plate_name, detach_values=True, score_function_only=False)
         return -(torch.softmax(lw.detach(), 0) * lq).sum(), lw
