@@ -412,32 +412,26 @@ def main():
     if args.out:
         append_to_file(args.out, head + "\n")
     sets = args.datasets.split(",")
+    loaders = {"digits": digits_data, "mnist": mnist_data, "mnist784": mnist_pixels}
     if args.grad_only:
-        loaders = {"digits": digits_data, "mnist": mnist_data, "mnist784": mnist_pixels}
         for sname in sets:
             x = loaders[sname](q)
             if x is not None:
                 grad_timing(sname, x, K, args, args.out)
         return
-    if "digits" in sets:
-        bench_dataset("digits", digits_data(q), K, args, args.out)
-    if "mnist" in sets:
-        x = mnist_data(q)
+    labels = {"digits": lambda x: "digits",
+              "mnist": lambda x: "MNIST-PCA50" if not q else "MNIST-PCA10",
+              "mnist784": lambda x: f"MNIST-pixels (D={x.shape[1]})"}
+    for sname in ("digits", "mnist", "mnist784"):  # this order, whatever the order given
+        if sname not in sets:
+            continue
+        x = loaders[sname](q)
         if x is None:
             print("binarized MNIST not found: skipped")
-        else:
-            if args.mnist_repeats:
-                args.repeats = args.mnist_repeats
-            bench_dataset("MNIST-PCA50" if not q else "MNIST-PCA10", x, K, args, args.out)
-    if "mnist784" in sets:
-        x = mnist_pixels(q)
-        if x is None:
-            print("binarized MNIST not found: skipped")
-        else:
-            if args.mnist_repeats:
-                args.repeats = args.mnist_repeats
-            bench_dataset(f"MNIST-pixels (D={x.shape[1]})", x, K, args, args.out)
-
+            continue
+        if sname != "digits" and args.mnist_repeats:
+            args.repeats = args.mnist_repeats
+        bench_dataset(labels[sname](x), x, K, args, args.out)
 
 if __name__ == "__main__":
     main()

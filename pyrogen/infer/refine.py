@@ -152,11 +152,10 @@ class RefinedGuide:
         None, event_dims)`` for a Bernoulli site; leaf tensors of shape ``(n, *event_shape)``.
     """
 
-    def __init__(self, guide, params: dict, n: int, plate_name: str = "data"):
+    def __init__(self, guide, params: dict, n: int):
         self.guide = guide
         self.params = params
         self.n = n
-        self.plate_name = plate_name
 
     def tensors(self) -> list[torch.Tensor]:
         return [t for a, b, _ in self.params.values() for t in (a, b) if t is not None]
@@ -190,7 +189,7 @@ def _init_params(guide, args, kwargs, plate_name, n):
         )
     if not params:
         raise ValueError("the guide has no latent sample site to refine.")
-    return RefinedGuide(guide, params, n, plate_name)
+    return RefinedGuide(guide, params, n)
 
 
 def _guide_log_q(guide_trace, mpn, plate_name, detach_values, score_function_only):
