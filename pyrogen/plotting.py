@@ -8,7 +8,9 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["save_image_grid", "save_line_plot"]
+from ._io import atomic_write
+
+__all__ = ["save_image_grid", "save_line_plot", "save_figure"]
 
 
 def _plt():
@@ -18,6 +20,13 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def save_figure(fig, path: str | os.PathLike, dpi: int = 80) -> str:
+    """Write a matplotlib figure as a PNG atomically (through :mod:`pyrogen._io`)."""
+    path = os.fspath(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
+    return path
 
 
 def save_image_grid(
@@ -51,8 +60,8 @@ def save_image_grid(
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
+    save_figure(fig, path)
     path = os.fspath(path)
-    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
 
@@ -70,7 +79,7 @@ def save_line_plot(series: dict, path: str | os.PathLike, title: str = "", xlabe
     if len(series) > 1:
         ax.legend(fontsize=7)
     fig.tight_layout()
+    save_figure(fig, path)
     path = os.fspath(path)
-    fig.savefig(path, dpi=80)
     plt.close(fig)
     return path

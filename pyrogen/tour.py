@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from . import __version__
+from ._io import atomic_write_text
 from .datasets import Dataset, load_digits
 
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
@@ -124,10 +125,9 @@ def run_tour(
             report["results"].append(r)
             print_fn(format_result(r))
     report["total_seconds"] = time.perf_counter() - t0
-    tmp = os.path.join(out_dir, ".report.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(report, f, indent=2, default=str)
-    os.replace(tmp, os.path.join(out_dir, "report.json"))
+    atomic_write_text(
+        os.path.join(out_dir, "report.json"), json.dumps(report, indent=2, default=str) + "\n"
+    )
     print_fn(
         f"tour: {len(report['results'])} models in {report['total_seconds']:.1f}s; "
         f"report in {os.path.abspath(out_dir)}"

@@ -20,7 +20,7 @@ import torch
 
 from ..models import ICA
 from ..models.ica import amari_distance
-from ..plotting import save_image_grid
+from ..plotting import save_figure, save_image_grid
 
 
 def _signals(n: int, seed: int):
@@ -56,7 +56,7 @@ def _plot_signals(path, rows: list[tuple[str, torch.Tensor]]):
             if i == 0:
                 ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -14,6 +14,7 @@ import torch
 
 from ..models import ProbabilisticSFA, SlowFeatureAnalysis
 from ..models.sfa import sinusoid_mixture
+from ..plotting import save_figure
 
 #: cycles of the three sources over the series, for the quick (300 steps) and full (1000) tour:
 #: about the same frequencies per step. (Much slower sources per step, e.g. the quick cycles
@@ -51,7 +52,7 @@ def _plot(path: str, sources, sfa_y, psfa_y) -> str:
     axes[-1, 0].set_xlabel("time step", fontsize=8)
     fig.suptitle("slow features (slowest first) vs the known sources, standardized", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    save_figure(fig, path)
     plt.close(fig)
     return path
 
