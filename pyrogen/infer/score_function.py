@@ -58,6 +58,7 @@ from pyro.infer.elbo import ELBO
 from pyro.infer.tracegraph_elbo import TraceGraph_ELBO, _get_baseline_options
 from pyro.infer.util import MultiFrameTensor, torch_item
 from pyro.ops.provenance import detach_provenance, get_provenance
+from pyro.poutine.util import site_is_subsample
 from torch import nn
 
 from .._validation import check_choice, check_float, check_int
@@ -173,7 +174,7 @@ def with_baseline(guide, kind: str = "decaying_avg", *, beta: float = 0.9,
                 return {}
             if getattr(site["fn"], "has_rsample", False):
                 return {}
-            if type(site["fn"]).__name__ == "_Subsample":
+            if site_is_subsample(site):
                 return {}
             opts = {}
             if kind in ("decaying_avg", "nvil"):
@@ -388,10 +389,12 @@ def _param_tensors(trace) -> list[torch.Tensor]:
 
 
 def _log_prob(trace, latent_only: bool) -> torch.Tensor:
+    """Sum of the sites' ``log_prob_sum``: scaled (data plate :math:`N/B`, ``poutine.scale``)
+    and masked, as in the ELBO."""
     trace.compute_log_prob()
     total = 0.0
     for site in trace.nodes.values():
-        if site["type"] != "sample" or type(site["fn"]).__name__ == "_Subsample":
+        if site["type"] != "sample" or site_is_subsample(site):
             continue
         if latent_only and site["is_observed"]:
             continue
@@ -399,12 +402,42 @@ def _log_prob(trace, latent_only: bool) -> torch.Tensor:
     return total
 
 
+def _score(trace) -> torch.Tensor:
+    r""":math:`\log q(h \mid x)` of the guide's latent sites at the sampled :math:`h`, **neither
+    scaled nor masked**: the score :math:`\nabla_\phi \log q` is that of the sampling
+    distribution (Pyro's ``ScoreParts.scale_and_mask`` leaves ``score_function`` alone too);
+    scales and masks belong to the learning signal only."""
+    total = 0.0
+    for site in trace.nodes.values():
+        if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
+            continue
+        total = total + site["fn"].log_prob(site["value"]).sum()
+    return total
+
+
+def _fixed_sample_guide_trace(guide, args, kwargs):
+    r"""Trace ``guide``; if a latent site was reparametrized, replay the guide on the detached
+    values so that every :math:`\log q` term is a function of :math:`\phi` at fixed
+    :math:`h` (the score-function estimator holds the samples fixed)."""
+    guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+    if any(
+        site["type"] == "sample" and not site["is_observed"] and torch.is_tensor(site["value"])
+        and site["value"].requires_grad
+        for site in guide_trace.nodes.values()
+    ):
+        guide_trace.detach_()
+        guide_trace = poutine.trace(poutine.replay(guide, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+    return guide_trace
+
+
 class OptimalBaselineReinforce(ELBO):
     r"""ELBO gradient with the per-parameter optimal REINFORCE baseline (book §20.9.1).
 
     For :math:`K \ge 2` independent particles :math:`h_k \sim q_\phi(h \mid x)` of the whole
-    batch, with learning signal :math:`f_k = \log p(x, h_k) - \log q(h_k \mid x)` (scaled like
-    the data plate) and score :math:`g_k = \nabla_\phi \log q(h_k \mid x)`:
+    batch, with learning signal :math:`f_k = \log p(x, h_k) - \log q(h_k \mid x)` and score
+    :math:`g_k = \nabla_\phi \log q(h_k \mid x)`:
 
     .. math::
 
@@ -416,6 +449,19 @@ class OptimalBaselineReinforce(ELBO):
     unbiased), and the model's parameters get the pathwise
     :math:`\frac1K \sum_k \nabla_\theta \log p(x, h_k)`. The learning signal is that of the
     whole batch (per-example signals would need per-example gradients).
+
+    **Scales and masks** follow Pyro's semantics: they enter the learning signal :math:`f_k`
+    (each site's ``log_prob`` is scaled — by the data plate's :math:`N/B` under subsampling,
+    by ``poutine.scale`` — and masked, exactly as in the ELBO's value), never the score
+    :math:`g_k`, which is the gradient of the log-density of the distribution the particles
+    were drawn from (Pyro's ``ScoreParts.scale_and_mask`` leaves ``score_function`` unscaled
+    and unmasked for the same reason). With a subsampled plate the estimate is then unbiased
+    for the full-data gradient :math:`\nabla_\phi \sum_{n=1}^N \mathbb E_q[f_n]`: the
+    :math:`N/B` appears once. A row masked out in model and guide adds nothing to :math:`f_k`
+    and a zero-mean term to :math:`g_k`, so it changes the gradient in expectation by nothing
+    (it adds variance, not bias). Reparametrized guide sites are treated as any other: the
+    samples are held fixed (the guide is replayed on the detached values) and only their
+    score is used.
 
     Cost: :math:`K` model/guide passes and :math:`K` backward passes through the guide.
 
@@ -443,7 +489,7 @@ class OptimalBaselineReinforce(ELBO):
 
     def _traces(self, model, guide, args, kwargs):
         for _ in range(self.num_particles):
-            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+            guide_trace = _fixed_sample_guide_trace(guide, args, kwargs)
             model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
                 *args, **kwargs
             )
@@ -471,10 +517,13 @@ class OptimalBaselineReinforce(ELBO):
                 model_params = [p for p in _param_tensors(model_trace) if id(p) not in gids]
             log_p = _log_prob(model_trace, False)
             log_q = _log_prob(guide_trace, True)
+            # the learning signal is scaled and masked; the score is neither (bug fixed: the
+            # score of the scaled log q put N/B in twice, the gradient grew as (N/B)^2)
             f.append(torch_item(log_p) - torch_item(log_q))
             model_loss = model_loss - log_p / K
-            if guide_params and torch.is_tensor(log_q) and log_q.requires_grad:
-                scores.append(torch.autograd.grad(log_q, guide_params, allow_unused=True))
+            score = _score(guide_trace)
+            if guide_params and torch.is_tensor(score) and score.requires_grad:
+                scores.append(torch.autograd.grad(score, guide_params, allow_unused=True))
         if model_params and torch.is_tensor(model_loss) and model_loss.requires_grad:
             grads = torch.autograd.grad(model_loss, model_params, allow_unused=True)
             for p, g in zip(model_params, grads):
