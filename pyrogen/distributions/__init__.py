@@ -8,6 +8,8 @@ from .energy import (
     EnergyBasedDistribution,
     enumerate_binary_states,
 )
+from .sources import FactorialSources, GeneralizedNormal
+from .transforms import MatrixTransform
 
 __all__ = [
     "EnergyBasedDistribution",
@@ -16,4 +18,7 @@ __all__ = [
     "RBM",
     "GaussianBernoulliRBM",
     "enumerate_binary_states",
+    "GeneralizedNormal",
+    "FactorialSources",
+    "MatrixTransform",
 ]

@@ -3,7 +3,8 @@
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .factor import PPCA, FactorAnalysis
-from .ica import ICA, BayesianNoisyICA, NoisyICA
+from .ica import ICA
+from .noisy_ica import BayesianNoisyICA, NoisyICA
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 from .sbn import FVSBN, HelmholtzMachine, SigmoidBeliefNet
 from .sfa import ProbabilisticSFA, SlowFeatureAnalysis

@@ -114,7 +114,7 @@ def _specs() -> list[ModelSpec]:
             {"num_steps": 5, "num_posterior_samples": 10},
         )
     )
-    # ICA family (pyrogen/models/ica.py)
+    # ICA family (pyrogen/models/ica.py, noisy_ica.py)
     specs.append(
         ModelSpec(
             "BayesianNoisyICA",
