@@ -32,20 +32,29 @@ References
 
 from __future__ import annotations
 
-import math
+import contextlib
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import pyro
 import pyro.poutine as poutine
 import torch
+from pyro.poutine.messenger import Messenger
+from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import site_is_subsample
 from pyro.util import get_rng_state, set_rng_state
 
 from .._validation import check_int
-from ..evaluation import LogLikelihood
+from ..evaluation import LogLikelihood, LogMeanExpAccumulator
 
-__all__ = ["log_importance_weights", "importance_log_likelihood", "guess_max_plate_nesting"]
+__all__ = [
+    "ImportanceWeights",
+    "per_example_log_weights",
+    "log_importance_weights",
+    "importance_log_likelihood",
+    "guess_max_plate_nesting",
+]
 
 _PARTICLE_PLATE = "_pyrogen_particles"
 
@@ -76,22 +85,69 @@ def guess_max_plate_nesting(model: Callable, guide: Callable, args=(), kwargs=No
     return depth
 
 
-def _site_log_weight(site, particle_dim: int, plate_name: str, n_dims: int):
-    """Per-(particle, example) log-prob of one site, unscaled by the data-plate subsampling."""
-    frames = [f for f in site["cond_indep_stack"] if f.name == plate_name]
-    if not frames:
+class ImportanceWeights(NamedTuple):
+    r"""What :func:`per_example_log_weights` returns.
+
+    Attributes
+    ----------
+    log_p : Tensor, shape ``(K, n)``
+        :math:`\log p(x_n, h_{kn})`: the model's log-density of everything the guide proposed
+        and of the observations, masks and ``poutine.scale`` applied, the data plate's
+        subsampling scale :math:`N/B` removed.
+    log_q : Tensor, shape ``(K, n)``
+        :math:`\log q(h_{kn} \mid x_n)` likewise (zeros when the guide samples nothing).
+    data_scale : float
+        The data plate's subsampling scale :math:`N/B` (1 without subsampling); estimators of
+        a data-set sum multiply their per-example sums by it.
+    guide_trace, model_trace : pyro.poutine.Trace
+        The traces the weights come from (particle plate included), e.g. to find sites
+        without ``rsample``.
+    """
+
+    log_p: torch.Tensor
+    log_q: torch.Tensor
+    data_scale: float
+    guide_trace: Trace
+    model_trace: Trace
+
+    @property
+    def log_weights(self) -> torch.Tensor:
+        r""":math:`\log w_{kn} = \log p - \log q`, shape ``(K, n)``."""
+        return self.log_p - self.log_q
+
+
+class _DetachSamples(Messenger):
+    """Cut sampled latent values from the autograd graph as they are drawn, so that whatever
+    the program computes from them downstream (and the trace) sees fixed values."""
+
+    def _pyro_post_sample(self, msg):
+        if msg["is_observed"] or site_is_subsample(msg) or not torch.is_tensor(msg["value"]):
+            return
+        msg["value"] = msg["value"].detach()
+
+
+def _data_frame(site, plate_name: str):
+    frame = next((f for f in site["cond_indep_stack"] if f.name == plate_name), None)
+    if frame is None:
         raise ValueError(
-            f"site {site['name']!r} is outside the plate {plate_name!r}: importance weights "
-            "are per example only when every sample site of the model and of the guide lies "
-            f"inside the {plate_name!r} plate (no global latent variables). Got a site with "
+            f"site {site['name']!r} is outside the plate {plate_name!r}: every sample site of "
+            f"the model and of the guide must lie inside the plate {plate_name!r} (importance "
+            "weights are per example only without global latent variables). Got a site with "
             f"plates {[f.name for f in site['cond_indep_stack']]} instead."
         )
-    frame = frames[0]
     if frame.dim is None:
         raise ValueError(
             f"the plate {plate_name!r} must be vectorized (pyro.plate used as a context "
-            "manager, not iterated)."
+            f"manager, not iterated). Got a sequential plate at site {site['name']!r} instead."
         )
+    return frame
+
+
+def _site_log_weight(site, particle_dim: int, plate_name: str, n_dims: int):
+    """Per-(particle, example) log-prob of one site, shape ``(K or 1, n or 1)``, and its data
+    frame: ``site["log_prob"]`` (masks and scales applied, as Pyro computes it) with the data
+    plate's subsampling scale N/B divided out and every other plate summed."""
+    frame = _data_frame(site, plate_name)
     lp = site["log_prob"]
     if not torch.is_tensor(lp):
         lp = torch.as_tensor(lp)
@@ -106,6 +162,126 @@ def _site_log_weight(site, particle_dim: int, plate_name: str, n_dims: int):
     return lp.reshape(lp.shape[n_dims + particle_dim], lp.shape[n_dims + frame.dim]), frame
 
 
+def per_example_log_weights(
+    model: Callable,
+    guide: Callable,
+    args: tuple = (),
+    kwargs: dict | None = None,
+    *,
+    num_particles: int = 1,
+    max_plate_nesting: int | None = None,
+    plate_name: str = "data",
+    detach: bool = False,
+) -> ImportanceWeights:
+    r"""The one per-example importance-weighting core: :math:`\log p` and :math:`\log q` as
+    :math:`(K, n)` tensors.
+
+    Runs ``guide(*args, **kwargs)`` once under a vectorized particle plate of size
+    :math:`K` = ``num_particles`` (dim ``-(max_plate_nesting + 1)``; the guide's networks run
+    once per example, only the sampled latents carry the particle dimension) and replays
+    ``model`` against it. Every estimator of :mod:`pyrogen.infer` that weights particles per
+    example (importance-sampled evaluation, :class:`~pyrogen.infer.rws.ReweightedWakeSleep`,
+    :class:`~pyrogen.infer.iwae.IWAE_ELBO`, :func:`~pyrogen.infer.refine.refine`) takes what
+    it needs from the result.
+
+    Semantics (Pyro's, per example):
+
+    * each site contributes its ``log_prob`` as Pyro computes it, i.e. with ``poutine.mask``,
+      ``Distribution.mask`` and ``obs_mask`` applied (a masked-out entry contributes 0 to its
+      row) and any ``poutine.scale`` applied, **except** the data plate's subsampling scale
+      :math:`N/B`, which is divided out and returned as ``data_scale`` (so that it multiplies
+      the per-example sums outside any log-mean-exp);
+    * subsample sites are recognized with :func:`pyro.poutine.util.site_is_subsample`;
+      observed sites of the guide are ignored;
+    * latent sites of the model that the guide does not sample (e.g. the ``name_unobserved``
+      site that ``obs_mask`` creates, if the guide leaves it out) are drawn from the model
+      during replay, i.e. proposed from their own conditional, whose density then cancels in
+      the weight: they are left out of ``log_p`` (:class:`pyro.infer.Importance` would count
+      them in :math:`\log p` only, which biases the weight);
+    * every sample site must lie inside the vectorized plate ``plate_name``.
+
+    Parameters
+    ----------
+    model, guide : callable
+        Pyro model and guide.
+    args : tuple
+    kwargs : dict, optional
+        Passed to both.
+    num_particles : int
+        :math:`K`.
+    max_plate_nesting : int, optional
+        Plate nesting of the model; guessed by one extra forward pass when ``None``.
+    plate_name : str
+        Name of the plate over examples.
+    detach : bool
+        ``False``: the sampled latents keep their autograd graph (pathwise gradients through
+        reparametrized samples, as the IWAE bound needs). ``True``: every latent is cut from
+        the graph as it is drawn, so the guide's later sites are built from fixed values and
+        ``log_q`` is :math:`\log q_\phi(h)` **at fixed** :math:`h` (its gradient is the score
+        :math:`\nabla_\phi \log q_\phi(h)`, no pathwise part) and ``log_p`` is
+        :math:`\log p_\theta(x, h)` at fixed :math:`h` (gradient to the model's parameters
+        only): what estimators defined at fixed samples need (reweighted wake-sleep, the
+        wake phase, the inclusive-KL refinement).
+
+    Returns
+    -------
+    ImportanceWeights
+        ``log_p``, ``log_q`` of shape ``(num_particles, n)`` (``n`` = size of the data plate
+        in this call), ``data_scale``, ``guide_trace``, ``model_trace``.
+
+    Raises
+    ------
+    ValueError
+        If a sample site lies outside the data plate, the plate is not vectorized, or the
+        model has no sample site.
+    """
+    kwargs = {} if kwargs is None else kwargs
+    num_particles = check_int(num_particles, "num_particles", low=1)
+    if max_plate_nesting is None:
+        max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
+    max_plate_nesting = check_int(max_plate_nesting, "max_plate_nesting", low=0)
+    particle_dim = -(max_plate_nesting + 1)
+    n_dims = max_plate_nesting + 1
+    with pyro.plate(_PARTICLE_PLATE, num_particles, dim=particle_dim):
+        # _DetachSamples outside trace: its post-processing runs first, so the trace records
+        # the detached values too
+        with _DetachSamples() if detach else contextlib.nullcontext():
+            guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
+        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
+            *args, **kwargs
+        )
+    guide_latents = {
+        name for name, site in guide_trace.nodes.items()
+        if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site)
+    }
+    model_trace.compute_log_prob()
+    guide_trace.compute_log_prob()
+    sums = {}
+    data_scale = 1.0
+    n = None
+    for key, trace in (("p", model_trace), ("q", guide_trace)):
+        total = None
+        for name, site in trace.nodes.items():
+            if site["type"] != "sample" or site_is_subsample(site):
+                continue
+            if key == "q" and site["is_observed"]:
+                continue
+            if key == "p" and not site["is_observed"] and name not in guide_latents:
+                _data_frame(site, plate_name)  # proposed from the model: cancels
+                continue
+            lp, frame = _site_log_weight(site, particle_dim, plate_name, n_dims)
+            n = frame.size
+            if frame.full_size is not None and frame.full_size != frame.size:
+                data_scale = frame.full_size / frame.size
+            total = lp if total is None else total + lp
+        sums[key] = total
+    if sums["p"] is None:
+        raise ValueError("the model has no sample site inside the data plate; nothing to weight.")
+    log_p = sums["p"].expand(num_particles, n)
+    log_q = torch.zeros_like(log_p) if sums["q"] is None else sums["q"].expand(num_particles, n)
+    return ImportanceWeights(log_p, log_q, data_scale, guide_trace, model_trace)
+
+
 def log_importance_weights(
     model: Callable,
     guide: Callable,
@@ -117,9 +293,9 @@ def log_importance_weights(
 ) -> torch.Tensor:
     r"""The :math:`(K, n)` log-weights :math:`\log p(x_n, z_{kn}) - \log q(z_{kn} \mid x_n)`.
 
-    The guide is run once under a vectorized particle plate of size ``num_particles`` (so the
-    encoder runs once per example, and only the sampled latents carry the particle dimension),
-    then the model is replayed against it. Gradients flow through reparametrized samples.
+    A view of :func:`per_example_log_weights` (same semantics: masks and scales applied, the
+    data plate's subsampling scale removed) with the samples' autograd graph kept: gradients
+    flow through reparametrized samples (the IWAE bound's pathwise gradient).
 
     Parameters
     ----------
@@ -147,41 +323,10 @@ def log_importance_weights(
         If a sample site lies outside the data plate (the weights would not factor over
         examples).
     """
-    lw, _, _ = _log_weights(
-        model, guide, args, kwargs, num_particles, max_plate_nesting, plate_name
-    )
-    return lw
-
-
-def _log_weights(model, guide, args, kwargs, num_particles, max_plate_nesting, plate_name):
-    """Return ``(log_weights (K, n), data_scale N/B, guide_trace)``."""
-    num_particles = check_int(num_particles, "num_particles", low=1)
-    if max_plate_nesting is None:
-        max_plate_nesting = guess_max_plate_nesting(model, guide, args, kwargs)
-    particle_dim = -(max_plate_nesting + 1)
-    n_dims = max_plate_nesting + 1
-    with pyro.plate(_PARTICLE_PLATE, num_particles, dim=particle_dim):
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(
-            *args, **kwargs
-        )
-    model_trace.compute_log_prob()
-    guide_trace.compute_log_prob()
-    total = None
-    data_scale = 1.0
-    for trace, sign in ((model_trace, 1.0), (guide_trace, -1.0)):
-        for site in trace.nodes.values():
-            if site["type"] != "sample" or site_is_subsample(site):
-                continue
-            if sign < 0 and site["is_observed"]:
-                continue
-            lp, frame = _site_log_weight(site, particle_dim, plate_name, n_dims)
-            if frame.full_size is not None:
-                data_scale = frame.full_size / frame.size
-            total = sign * lp if total is None else total + sign * lp
-    if total is None:
-        raise ValueError("the model has no sample site; nothing to weight.")
-    return total.expand(num_particles, total.shape[-1]), data_scale, guide_trace
+    return per_example_log_weights(
+        model, guide, args, kwargs, num_particles=num_particles,
+        max_plate_nesting=max_plate_nesting, plate_name=plate_name,
+    ).log_weights
 
 
 def _split(data, batch_size):
@@ -272,35 +417,17 @@ def importance_log_likelihood(
                 model_fn, guide_fn, (*first, *args), kwargs
             )
         for batch in _split(data, batch_size):
-            lse1 = lse2 = None
-            done = 0
-            while done < num_particles:
-                k = min(chunk, num_particles - done)
-                lw = log_importance_weights(
-                    model_fn,
-                    guide_fn,
-                    *batch,
-                    *args,
-                    num_particles=k,
-                    max_plate_nesting=max_plate_nesting,
-                    plate_name=plate_name,
-                    **kwargs,
-                ).double()
-                s1 = torch.logsumexp(lw, 0)
-                s2 = torch.logsumexp(2.0 * lw, 0)
-                lse1 = s1 if lse1 is None else torch.logaddexp(lse1, s1)
-                lse2 = s2 if lse2 is None else torch.logaddexp(lse2, s2)
-                done += k
-            K = float(num_particles)
-            values.append(lse1 - math.log(K))
-            # relative variance of the weights: E[w^2]/E[w]^2 - 1, unbiased (K/(K-1))
-            rel = torch.expm1(lse2 + math.log(K) - 2.0 * lse1).clamp_min(0.0)
-            if num_particles > 1:
-                rel = rel * K / (K - 1.0)
-                stderrs.append(torch.sqrt(rel / K))
-            else:
-                stderrs.append(torch.full_like(lse1, float("inf")))
-            ess.append(torch.exp(2.0 * lse1 - lse2))
+            acc = LogMeanExpAccumulator()
+            while acc.count < num_particles:
+                k = min(chunk, num_particles - acc.count)
+                acc.add(per_example_log_weights(
+                    model_fn, guide_fn, (*batch, *args), kwargs, num_particles=k,
+                    max_plate_nesting=max_plate_nesting, plate_name=plate_name,
+                ).log_weights)
+            res = acc.result()
+            values.append(res.value)
+            stderrs.append(res.stderr)
+            ess.append(res.ess)
     values_t = torch.cat(values)  # float64: log-weights are accumulated in double
     ess_t = torch.cat(ess)
     return LogLikelihood(

@@ -53,7 +53,7 @@ from pyro.poutine.util import site_is_subsample
 from pyro.util import warn_if_nan
 
 from .._validation import check_int
-from .importance import _log_weights, guess_max_plate_nesting
+from .importance import guess_max_plate_nesting, per_example_log_weights
 
 __all__ = ["IWAE_ELBO"]
 
@@ -98,7 +98,7 @@ class IWAE_ELBO(ELBO):
         self.plate_name = plate_name
 
     def _get_trace(self, model, guide, args, kwargs):  # pragma: no cover - not used
-        raise NotImplementedError("IWAE_ELBO builds its traces in _log_weights")
+        raise NotImplementedError("IWAE_ELBO builds its traces in per_example_log_weights")
 
     def _nesting(self, model, guide, args, kwargs) -> int:
         if self.max_plate_nesting == float("inf"):
@@ -107,18 +107,19 @@ class IWAE_ELBO(ELBO):
 
     def _bound(self, model, guide, args, kwargs):
         mpn = self._nesting(model, guide, args, kwargs)
-        lw, scale, guide_trace = _log_weights(
-            model, guide, args, kwargs, self.num_particles, mpn, self.plate_name
+        iw = per_example_log_weights(
+            model, guide, args, kwargs, num_particles=self.num_particles,
+            max_plate_nesting=mpn, plate_name=self.plate_name, detach=False,
         )
-        for site in guide_trace.nodes.values():
+        for site in iw.guide_trace.nodes.values():
             if site["type"] == "sample" and not site["is_observed"] and not site_is_subsample(site):
                 if not getattr(site["fn"], "has_rsample", False):
                     raise NotImplementedError(
                         f"IWAE_ELBO needs reparametrizable guide sites; site {site['name']!r} "
                         f"has distribution {type(site['fn']).__name__} without rsample."
                     )
-        per_example = torch.logsumexp(lw, dim=0) - math.log(self.num_particles)
-        return scale * per_example.sum()
+        per_example = torch.logsumexp(iw.log_weights, dim=0) - math.log(self.num_particles)
+        return iw.data_scale * per_example.sum()
 
     def loss(self, model, guide, *args, **kwargs) -> float:
         """Negative IWAE bound estimate (nats, scaled to the full data set)."""

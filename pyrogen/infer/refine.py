@@ -74,11 +74,11 @@ from pyro.poutine.util import site_is_subsample
 from .._validation import check_float, check_int
 from ..evaluation import LogLikelihood
 from .importance import (
-    _log_weights,
     _site_log_weight,
     guess_max_plate_nesting,
     importance_log_likelihood,
     log_importance_weights,
+    per_example_log_weights,
 )
 
 __all__ = ["RefinedGuide", "refine", "amortization_gap", "AmortizationGap"]
@@ -105,20 +105,11 @@ def _unwrap(fn):
 
 
 class _OffsetMessenger(Messenger):
-    r"""Shifts the parameters of the guide's sites by per-example offsets (see RefinedGuide).
+    """Shifts the parameters of the guide's sites by per-example offsets (see RefinedGuide)."""
 
-    With ``detach`` the sampled values are cut from the graph before the guide uses them
-    downstream, so that :math:`\nabla \log q(z)` at fixed :math:`z` has no pathwise part
-    through reparametrized samples of upper sites (the inclusive objective needs this)."""
-
-    def __init__(self, params, detach: bool = False):
+    def __init__(self, params):
         super().__init__()
         self.params = params
-        self.detach = detach
-
-    def _pyro_post_sample(self, msg):
-        if self.detach and not msg["is_observed"] and msg["name"] in self.params:
-            msg["value"] = msg["value"].detach()
 
     def _pyro_sample(self, msg):
         if msg["is_observed"] or msg["name"] not in self.params:
@@ -192,39 +183,33 @@ def _init_params(guide, args, kwargs, plate_name, n):
     return RefinedGuide(guide, params, n)
 
 
-def _guide_log_q(guide_trace, mpn, plate_name, detach_values, score_function_only):
-    r"""Per-(particle, example) :math:`\log q` of the guide's sites, ``(K, n)``, or ``None``.
-
-    ``detach_values``: evaluate at the sampled values with their graph cut (only the
-    parameters' path remains); ``score_function_only``: only sites without ``rsample``."""
+def _score_function_log_q(guide_trace, mpn, plate_name):
+    r"""Per-(particle, example) :math:`\log q` of the guide's sites without ``rsample``
+    (masks and scales as in the weights), ``(K, n)``, or ``None`` when every site has one."""
     total = None
     n_dims = mpn + 1
     for site in guide_trace.nodes.values():
         if site["type"] != "sample" or site["is_observed"] or site_is_subsample(site):
             continue
-        if score_function_only and site["fn"].has_rsample:
+        if site["fn"].has_rsample:
             continue
-        value = site["value"].detach() if detach_values else site["value"]
-        lp = site["fn"].log_prob(value) * site["scale"]
-        lp, _ = _site_log_weight({**site, "log_prob": lp}, -n_dims, plate_name, n_dims)
+        lp, _ = _site_log_weight(site, -n_dims, plate_name, n_dims)
         total = lp if total is None else total + lp
     return total
 
 
 def _refine_loss(model, refined, args, kwargs, num_particles, mpn, plate_name, objective):
     """Surrogate loss (summed over the batch) whose gradient is the objective's estimate."""
-    if objective == "inclusive":  # z fixed: no pathwise gradient through upper samples
-        def guide(*a, **k):
-            with _OffsetMessenger(refined.params, detach=True):
-                return refined.guide(*a, **k)
-    else:
-        guide = refined
-    lw, _, gtr = _log_weights(model, guide, args, kwargs, num_particles, mpn, plate_name)
+    # inclusive: z fixed (detached as drawn), so log q carries the score at fixed z and no
+    # pathwise gradient through reparametrized upper samples; elbo: pathwise gradients kept
+    iw = per_example_log_weights(model, refined, args, kwargs, num_particles=num_particles,
+                                 max_plate_nesting=mpn, plate_name=plate_name,
+                                 detach=(objective == "inclusive"))
+    lw = iw.log_weights
     if objective == "inclusive":
-        lq = _guide_log_q(gtr, mpn, plate_name, detach_values=True, score_function_only=False)
-        return -(torch.softmax(lw.detach(), 0) * lq).sum(), lw
+        return -(torch.softmax(lw.detach(), 0) * iw.log_q).sum(), lw
     loss = -lw.mean(0).sum()
-    lq = _guide_log_q(gtr, mpn, plate_name, detach_values=False, score_function_only=True)
+    lq = _score_function_log_q(iw.guide_trace, mpn, plate_name)
     if lq is not None:  # score-function term with the leave-one-out baseline
         baseline = (lw.sum(0, keepdim=True) - lw) / (num_particles - 1)
         loss = loss - ((lw - baseline).detach() * lq).mean(0).sum()

@@ -19,7 +19,16 @@ Then, with :math:`s = N/B` the data plate's subsampling scale,
 
 the self-normalized importance-sampling estimates of :math:`\nabla_\theta \sum_n \log p(x_n)`
 and of the gradient of :math:`-\sum_n \mathrm{KL}(p(h \mid x_n) \| q(h \mid x_n))`
-[1]_. The sleep-:math:`\phi` update of wake-sleep can be mixed in (``insomnia < 1``). The loss
+[1]_. Both gradients are taken **at fixed samples** :math:`h_{kn}`: the guide's samples are
+detached as they are drawn (:func:`~pyrogen.infer.importance.per_example_log_weights` with
+``detach=True``; Pyro's RWS detaches its guide trace too), so a reparametrized guide gets the
+score :math:`\nabla_\phi \log q_\phi(h)` at fixed :math:`h` and no gradient from the
+wake-:math:`\theta` term, and the model gets no gradient through the samples. The weights are
+Pyro's per site (``poutine.mask``, ``Distribution.mask``, ``poutine.scale`` applied: a
+masked-out observation contributes nothing to its example's weight); only the data plate's
+subsampling scale is taken out of them and applied to the gradient as :math:`s`.
+
+The sleep-:math:`\phi` update of wake-sleep can be mixed in (``insomnia < 1``). The loss
 reported is the negative importance-weighted bound
 :math:`-s \sum_n \log \frac1K \sum_k w_{kn}` (IWAE bound [2]_, a stochastic lower bound on
 :math:`\log p`), per batch scaled to the data set.
@@ -47,83 +56,15 @@ from __future__ import annotations
 
 import math
 
-import pyro
 import torch
-from pyro import poutine
 from pyro.infer.elbo import ELBO
 from pyro.infer.util import torch_item
 
 from .._validation import check_float, check_int
+from .importance import per_example_log_weights
 from .wake_sleep import sleep_phase_loss
 
-__all__ = ["ReweightedWakeSleep", "per_example_log_weights"]
-
-_PARTICLES = "_rws_particles"
-
-
-def _per_example(site, plate_name: str, particle_dim: int, K: int) -> tuple[torch.Tensor, float]:
-    """Unscaled log-prob of a site as a ``(K, n)`` tensor and the data plate's scale N/B."""
-    frame = next((f for f in site["cond_indep_stack"] if f.name == plate_name), None)
-    if frame is None:
-        raise ValueError(
-            f"every sample site must lie inside the plate {plate_name!r}. Site "
-            f"{site['name']!r} does not."
-        )
-    lp = site["unscaled_log_prob"]  # "log_prob" carries the plate's N/B scale already
-    n_dims = -particle_dim
-    lp = lp.reshape((1,) * (n_dims - lp.dim()) + tuple(lp.shape))
-    keep = {n_dims + particle_dim, n_dims + frame.dim}
-    other = [d for d in range(n_dims) if d not in keep]
-    if other:
-        lp = lp.sum(dim=other, keepdim=True)
-    lp = lp.reshape(lp.shape[n_dims + particle_dim], lp.shape[n_dims + frame.dim])
-    scale = 1.0
-    if frame.full_size is not None and frame.full_size != frame.size:
-        scale = frame.full_size / frame.size
-    return lp.expand(K, lp.shape[-1]), scale
-
-
-def per_example_log_weights(model, guide, args, kwargs, *, num_particles: int,
-                            max_plate_nesting: int = 1, plate_name: str = "data"):
-    r"""Per-example :math:`\log p(x_n, h_{kn})` and :math:`\log q(h_{kn} \mid x_n)`.
-
-    Runs the guide once under a vectorized particle plate (dim ``-(max_plate_nesting + 1)``)
-    and replays the model against it.
-
-    Returns
-    -------
-    log_p, log_q : Tensor, shape ``(K, n)``
-        Differentiable with respect to the model's and the guide's parameters respectively.
-    scale : float
-        The data plate's subsampling scale :math:`N/B`.
-    """
-    with pyro.plate(_PARTICLES, num_particles, dim=-(max_plate_nesting + 1)):
-        guide_trace = poutine.trace(guide).get_trace(*args, **kwargs)
-        model_trace = poutine.trace(
-            poutine.replay(model, trace=guide_trace)
-        ).get_trace(*args, **kwargs)
-    model_trace.compute_log_prob()
-    guide_trace.compute_log_prob()
-    particle_dim = -(max_plate_nesting + 1)
-    log_p = log_q = None
-    scale = 1.0
-    for trace, is_model in ((model_trace, True), (guide_trace, False)):
-        for site in trace.nodes.values():
-            if site["type"] != "sample" or type(site["fn"]).__name__ == "_Subsample":
-                continue
-            if not is_model and site["is_observed"]:
-                continue
-            lp, scale = _per_example(site, plate_name, particle_dim, num_particles)
-            if is_model:
-                log_p = lp if log_p is None else log_p + lp
-            else:
-                log_q = lp if log_q is None else log_q + lp
-    if log_p is None:
-        raise ValueError("the model has no sample site; nothing to weight.")
-    if log_q is None:
-        log_q = torch.zeros_like(log_p)
-    return log_p, log_q, scale
-
+__all__ = ["ReweightedWakeSleep"]
 
 class ReweightedWakeSleep(ELBO):
     r"""Per-example, minibatch-correct reweighted wake-sleep as a Pyro loss.
@@ -172,9 +113,10 @@ class ReweightedWakeSleep(ELBO):
         raise NotImplementedError("ReweightedWakeSleep does not use ELBO traces")
 
     def _losses(self, model, guide, args, kwargs):
-        log_p, log_q, scale = per_example_log_weights(
+        # at fixed samples: log_p carries gradient to theta only, log_q the score in phi only
+        log_p, log_q, scale, _, _ = per_example_log_weights(
             model, guide, args, kwargs, num_particles=self.num_particles,
-            max_plate_nesting=self.max_plate_nesting, plate_name=self.plate_name,
+            max_plate_nesting=self.max_plate_nesting, plate_name=self.plate_name, detach=True,
         )
         lw = (log_p - log_q).detach()
         lse = torch.logsumexp(lw, 0)

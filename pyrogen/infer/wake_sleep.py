@@ -45,6 +45,7 @@ import torch
 from pyro import poutine
 from pyro.infer.elbo import ELBO
 from pyro.infer.util import torch_item
+from pyro.poutine.util import site_is_subsample
 
 from .._validation import check_int
 
@@ -76,7 +77,7 @@ def _latent_log_prob_sum(trace) -> torch.Tensor:
     for site in trace.nodes.values():
         if site["type"] != "sample" or site["is_observed"]:
             continue
-        if type(site["fn"]).__name__ == "_Subsample":
+        if site_is_subsample(site):
             continue
         total = total + site["log_prob_sum"]
     return total

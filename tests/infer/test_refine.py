@@ -271,7 +271,7 @@ def test_inclusive_gradient_has_no_pathwise_part_through_upper_samples():
     # the same draws again, traced, and the formula at fixed z
     pyro.set_rng_seed(3)
     with pyro.plate("_pyrogen_particles", 7, dim=-2):
-        with _OffsetMessenger(refined.params, detach=True):
+        with _OffsetMessenger(refined.params):
             tr = pyro.poutine.trace(guide).get_trace(x)
     z1 = tr.nodes["z1"]["value"].detach()
     w = torch.softmax(lw.detach(), 0)

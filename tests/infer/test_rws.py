@@ -5,7 +5,8 @@ import pyro
 import pytest
 import torch
 
-from pyrogen.infer.rws import ReweightedWakeSleep, per_example_log_weights
+from pyrogen.infer.importance import per_example_log_weights
+from pyrogen.infer.rws import ReweightedWakeSleep
 from pyrogen.models import HelmholtzMachine
 
 
@@ -83,8 +84,8 @@ def test_per_example_weights_beat_pyros_batch_weights():
           f"{err_theirs:.3f}")
     assert err_ours < 0.5 * err_theirs
     # effective sample sizes
-    log_p, log_q, _ = per_example_log_weights(m.model, m.guide, (x,), {}, num_particles=10)
-    lw = (log_p - log_q).detach()
+    lw = per_example_log_weights(m.model, m.guide, (x,), {}, num_particles=10).log_weights
+    lw = lw.detach()
     ess_example = float((torch.softmax(lw, 0).pow(2).sum(0).reciprocal()).mean())
     ess_batch = float(torch.softmax(lw.sum(1), 0).pow(2).sum().reciprocal())
     assert ess_batch < 1.5 < ess_example
