@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from pyro.distributions import constraints
 
-from ..normalizers import Normalizer
+from .log_normalizer import Normalizer
 from .energy import (
     EXACT_SAMPLE_MAX_UNITS,
     BinaryEnergyBasedDistribution,
@@ -245,7 +245,7 @@ def _bm_gibbs(U, b, x, num_steps, generator=None, reverse=False):
 def _base_logits(d, base, data):
     if base is None:
         if data is not None:
-            from ..infer.ais import base_rate_visible_bias
+            from .paths import base_rate_visible_bias
 
             data = torch.as_tensor(data, dtype=d.dtype, device=d.device)
             logits = base_rate_visible_bias(data.reshape(-1, *d.event_shape))
@@ -496,7 +496,7 @@ class RBM(BinaryEnergyBasedDistribution):
         r"""The base-rate path of Salakhutdinov & Murray (2008):
         :class:`pyrogen.infer.ais.RBMBaseRatePath` with base visible biases ``base`` (logits or
         a factorial Bernoulli) or fitted to ``data`` (smoothed base rates), else zero."""
-        from ..infer.ais import RBMBaseRatePath
+        from .paths import RBMBaseRatePath
 
         logits = _base_logits(self, base, data)
         return RBMBaseRatePath(
@@ -567,12 +567,12 @@ class _ContrastiveLogProb(torch.autograd.Function):
 
 def _fusable(d, value):
     """Whether ``d.log_prob(value)`` can take the fused CD/PCD path: a single (unbatched) RBM,
-    a PCD/CD normalizer with ``fused=True`` and a ``(n, n_visible)`` floating value."""
-    from ..normalizers import CD, PCD
-
+    a PCD/CD normalizer with ``fused=True`` and a ``(n, n_visible)`` floating value. The
+    normalizer is recognized by its ``contrastive`` attribute (``"pcd"`` or ``"cd"``), not by
+    importing :mod:`pyrogen.normalizers` (which sits above the distributions)."""
     norm = d.normalizer
     return (
-        isinstance(norm, (PCD, CD))
+        getattr(norm, "contrastive", None) in ("pcd", "cd")
         and norm.fused
         and d.weight.dim() == 2
         and d.visible_bias.dim() == 1
@@ -607,7 +607,7 @@ def _fused_contrastive_log_prob(d, value):
     default PCD-1; Bernoulli draws by in-place uniforms; no value of :math:`F` computed for the
     chains (only its gradient is used).
     """
-    from ..normalizers import PCD, LogZEstimate
+    from .log_normalizer import LogZEstimate
 
     norm = d.normalizer
     W, b, c = d.weight, d.visible_bias, d.hidden_bias
@@ -615,7 +615,7 @@ def _fused_contrastive_log_prob(d, value):
     with torch.no_grad():
         Wd, bd, cd = W.detach(), b.detach(), c.detach()
         x = value.detach().to(Wd.dtype)
-        if isinstance(norm, PCD):
+        if norm.contrastive == "pcd":
             chains, hidden = norm._chain_state(d)
             if hidden is None:  # the h half-step with the current parameters (one product)
                 hidden = _bernoulli(torch.addmm(cd, chains, Wd))
@@ -644,7 +644,7 @@ def _fused_contrastive_log_prob(d, value):
             torch.addmm(cd, neg, Wd, out=pre[n:])
         data_term = torch.addmv(F.softplus(pre[:n]).sum(-1), x, bd)
         sig = pre.sigmoid_()
-        if isinstance(norm, PCD):
+        if norm.contrastive == "pcd":
             norm._set_chain_state(neg, _bernoulli_probs_(sig[n:]) if norm.reuse_hidden else None)
         v = norm._value_for(d, torch.Size(()))
         norm.calls += 1

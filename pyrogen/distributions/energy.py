@@ -36,7 +36,7 @@ import torch
 from pyro.distributions import TorchDistribution, constraints
 
 from .._validation import check_int
-from ..normalizers import Exact, LogZEstimate, Normalizer
+from .log_normalizer import Exact, LogZEstimate, Normalizer
 
 __all__ = [
     "EnergyBasedDistribution",

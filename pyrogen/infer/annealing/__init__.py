@@ -1,0 +1,51 @@
+r"""The annealing engine: AIS and SMC over any transition kernel and any annealing path.
+
+See :mod:`pyrogen.infer.annealing.base` for the protocol and the layout of the package. Every
+public name is exported here flat; :mod:`pyrogen.infer.ais` re-exports the historical ones.
+"""
+
+from . import defaults
+from .base import (
+    AISWarning,
+    AnnealingPath,
+    ChainRNG,
+    Kernel,
+    KernelInfo,
+    KernelState,
+    TransitionKernel,
+    resolve_kernel,
+    select_chains,
+)
+from .defaults import DEFAULT_NUM_BETAS
+from .loop import AISInfo, AISResult, AISState, ais, ais_init, ais_step
+from .paths import GeometricPath, RBMBaseRatePath, base_rate_visible_bias
+from .reverse import RAISEResult, reverse_ais
+from .schedules import SM_SCHEDULE_SEGMENTS, check_betas, schedule
+
+__all__ = [
+    "defaults",
+    "AISWarning",
+    "AnnealingPath",
+    "ChainRNG",
+    "Kernel",
+    "KernelInfo",
+    "KernelState",
+    "TransitionKernel",
+    "resolve_kernel",
+    "select_chains",
+    "DEFAULT_NUM_BETAS",
+    "AISInfo",
+    "AISResult",
+    "AISState",
+    "ais",
+    "ais_init",
+    "ais_step",
+    "GeometricPath",
+    "RBMBaseRatePath",
+    "base_rate_visible_bias",
+    "RAISEResult",
+    "reverse_ais",
+    "SM_SCHEDULE_SEGMENTS",
+    "check_betas",
+    "schedule",
+]
