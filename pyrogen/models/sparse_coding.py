@@ -64,7 +64,7 @@ from pyro.nn import pyro_method
 from tqdm.auto import tqdm
 
 from .._validation import check_choice, check_float, check_int
-from ..evaluation import LogLikelihood
+from ..evaluation import LogLikelihood, log_mean_exp
 from ..infer.lasso import LASSO_METHODS, LassoResult, solve_lasso
 from .base import FitHistory, GenerativeModel, register_model
 
@@ -629,14 +629,11 @@ class SparseCoding(GenerativeModel):
                 zz = (z * z).sum(-1) * (df / chi2.squeeze(-1))  # Mahalanobis of u
                 log_q = const_q - 0.5 * (df + k) * torch.log1p(zz / df)
                 logw = log_lik + log_prior - log_q
-                lse = torch.logsumexp(logw, dim=-1)
-                values.append(lse - math.log(s))
-                wn = torch.exp(logw - lse.unsqueeze(-1))  # normalized weights, sum to 1
-                ess.append(1.0 / (wn * wn).sum(-1))
-                # delta method: se(log mean w) = sd(w) / (sqrt(S) mean(w)); with wn = w / sum w,
-                # sd(w)/mean(w) = sqrt(S * sum wn^2 - 1) * sqrt(S/(S-1))
-                rel_var = (s * (wn * wn).sum(-1) - 1.0).clamp(min=0.0) * s / (s - 1)
-                stderr.append(torch.sqrt(rel_var / s))
+                # the one log-mean-exp: value, delta-method stderr and ESS (float64 inside)
+                lme = log_mean_exp(logw, dim=-1)
+                values.append(lme.value.to(logw.dtype))
+                ess.append(lme.ess.to(logw.dtype))
+                stderr.append(lme.stderr.to(logw.dtype))
             ess_t = torch.cat(ess)
         return LogLikelihood(
             torch.cat(values),

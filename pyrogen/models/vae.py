@@ -65,7 +65,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._validation import check_binary, check_choice, check_float, check_int
-from ..evaluation import LogLikelihood
+from ..evaluation import LogLikelihood, log_mean_exp
 from ..infer.importance import importance_log_likelihood, log_importance_weights
 from ..infer.iwae import IWAE_ELBO
 from .base import FitHistory, GenerativeModel, register_model
@@ -730,7 +730,7 @@ class VAE(GenerativeModel):
         draws = []
         for _ in range(num_repeats):
             per = [
-                torch.logsumexp(lw, 0) - math.log(num_particles)
+                log_mean_exp(lw, 0).value
                 for lw in self._bound_samples(x, y, num_particles, batch_size)
             ]
             draws.append(torch.cat(per))
