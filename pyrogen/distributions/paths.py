@@ -63,7 +63,6 @@ def base_rate_visible_bias(data: torch.Tensor, eps: float = 1e-3) -> torch.Tenso
     return torch.log(p) - torch.log1p(-p)
 
 
-
 def _bernoulli(p, generator=None):
     return bernoulli(p, generator)
 

@@ -17,7 +17,7 @@ from .base import (
     select_chains,
 )
 from .defaults import DEFAULT_NUM_BETAS
-from .loop import AISInfo, AISResult, AISState, ais, ais_init, ais_step
+from .loop import AISInfo, AISResult, AISState, SMCResult, ais, ais_init, ais_step, make_rng, smc
 from .paths import GeometricPath, RBMBaseRatePath, base_rate_visible_bias
 from .reverse import RAISEResult, reverse_ais
 from .schedules import SM_SCHEDULE_SEGMENTS, check_betas, schedule
@@ -40,6 +40,9 @@ __all__ = [
     "ais",
     "ais_init",
     "ais_step",
+    "SMCResult",
+    "smc",
+    "make_rng",
     "GeometricPath",
     "RBMBaseRatePath",
     "base_rate_visible_bias",

@@ -37,5 +37,9 @@ SMC_MAX_BETAS = 100000
 #: fraction of the chains: the standard error is then itself unreliable.
 WARN_ESS_FRACTION = 0.05
 
+#: SMC: warn when fewer time-0 ancestors ("Eves") than this survive the resampling steps (the
+#: genealogy estimate of the standard error is then meaningless).
+WARN_MIN_EVES = 10
+
 #: Chains per random-number block (see :class:`pyrogen._random.ChainRNG`).
 CHAIN_BLOCK_SIZE = 64

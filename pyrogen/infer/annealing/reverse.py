@@ -7,8 +7,9 @@ from typing import NamedTuple
 import torch
 
 from ..._validation import check_int
+from ...evaluation import log_mean_exp
 from .base import AnnealingPath, _field_docs
-from .loop import _call, _weight_stats
+from .loop import _call
 from .schedules import check_betas as _check_betas
 
 __all__ = ["RAISEResult", "reverse_ais"]
@@ -137,7 +138,8 @@ def reverse_ais(
             log_w = log_w + inc.double()
         out.append(log_w.reshape(num_chains, nc, *log_w.shape[1:]))
     log_w = torch.cat(out, dim=1)
-    log_mean, se, ess = _weight_stats(log_w)
+    stats = log_mean_exp(log_w.double(), dim=0)
+    log_mean, se, ess = stats.value, stats.stderr, stats.ess
     dtype = path.log_z0.dtype
     return RAISEResult(
         log_prob=log_mean.to(dtype),
@@ -146,4 +148,3 @@ def reverse_ais(
         log_weights=log_w.to(dtype),
         num_betas=len(betas),
     )
-

@@ -100,4 +100,3 @@ def check_betas(betas, kind: str | None = None) -> list[float]:
     if (b[1:] < b[:-1]).any():
         raise ValueError("betas must be non-decreasing. Got a decreasing step instead.")
     return b.tolist()
-
