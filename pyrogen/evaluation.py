@@ -11,6 +11,12 @@ kind                      meaning
                           stochastic *upper* bound in expectation (Jensen on -log Z)
 ``is_estimate``           log of an importance-sampled estimate of p(x); unbiased for p(x), so
                           a stochastic *lower* bound on log p(x) in expectation
+``ais_marginal``          log of an AIS estimate of p(x) annealed from the prior p(z) to the
+                          posterior (decoder models); unbiased for p(x), so a stochastic
+                          *lower* bound (the opposite side from ``ais_estimate``)
+``reverse_ais_upper``     minus the log of a reverse-AIS estimate of 1/p(x) started from an
+                          exact posterior draw (BDMC, simulated data only): stochastic *upper*
+                          bound
 ``iwae_bound``            importance-weighted bound with k particles (lower bound)
 ``elbo``                  evidence lower bound (lower bound)
 ``pseudo_likelihood``     ``sum_i log p(x_i | x_{-i})``; not a likelihood at all
@@ -37,6 +43,14 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "exact": ("exact log-likelihood", None),
     "ais_estimate": ("AIS estimate of the log-likelihood (stochastic upper bound)", "upper"),
     "is_estimate": ("importance-sampled log-likelihood (stochastic lower bound)", "lower"),
+    "ais_marginal": (
+        "AIS estimate of p(x) from prior to posterior (stochastic lower bound)",
+        "lower",
+    ),
+    "reverse_ais_upper": (
+        "reverse AIS from an exact posterior draw, simulated data (stochastic upper bound)",
+        "upper",
+    ),
     "iwae_bound": ("importance-weighted lower bound (IWAE)", "lower"),
     "elbo": ("evidence lower bound (ELBO)", "lower"),
     "pseudo_likelihood": ("log pseudo-likelihood (not a likelihood)", None),
