@@ -10,5 +10,6 @@ __version__ = "0.1.0"
 
 from . import datasets, evaluation  # noqa: E402
 from .evaluation import LogLikelihood  # noqa: E402
+from .exceptions import ConvergenceWarning  # noqa: E402
 
-__all__ = ["__version__", "datasets", "evaluation", "LogLikelihood"]
+__all__ = ["__version__", "datasets", "evaluation", "LogLikelihood", "ConvergenceWarning"]

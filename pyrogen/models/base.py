@@ -27,10 +27,16 @@ Pyro name (``"FactorAnalysis_3"``); ``pyro.settings.set(module_local_params=True
 
 from __future__ import annotations
 
+import functools
+import inspect
 import itertools
 import math
 import os
+import pickle
+import threading
 import time
+import warnings
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +49,7 @@ from tqdm.auto import tqdm
 
 from .._io import atomic_torch_save
 from .._validation import check_data, check_float, check_int
+from ..exceptions import ConvergenceWarning
 
 __all__ = [
     "GenerativeModel",
@@ -54,6 +61,25 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
+
+#: default stopping rule of the training loop (:meth:`GenerativeModel._train`): relative
+#: improvement ``tol`` of the mean loss per window of at least ``window`` steps (whole epochs),
+#: stop after ``patience`` windows in a row without it
+DEFAULT_TOL = 1e-4
+DEFAULT_WINDOW = 50
+DEFAULT_PATIENCE = 2
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _user_stacklevel() -> int:
+    """``stacklevel`` that points a warning at the first frame outside pyrogen."""
+    frame, level = inspect.currentframe().f_back, 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+        _PACKAGE_DIR + os.sep
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
 
 #: name -> model class, filled by :func:`register_model`; used by ``load`` and the CLI.
 MODELS: dict[str, type[GenerativeModel]] = {}
@@ -117,6 +143,33 @@ class FitHistory:
         }
 
 
+#: per-thread state of the constructor being run (see ``GenerativeModel.__init_subclass__``)
+_construction = threading.local()
+
+
+def _seeded_construction(init):
+    """Wrap a model's ``__init__``: when its config holds a ``seed``, the constructor draws
+    its initial parameters from torch's CPU generator seeded with it, and the global random
+    state is restored afterwards (neither used nor advanced). Nested ``super().__init__``
+    calls run inside the outermost one."""
+
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        if getattr(_construction, "active", False):
+            return init(self, *args, **kwargs)
+        _construction.active, _construction.seeded = True, False
+        state = torch.get_rng_state()
+        try:
+            return init(self, *args, **kwargs)
+        finally:
+            if _construction.seeded:
+                torch.set_rng_state(state)
+            _construction.active = _construction.seeded = False
+
+    __init__._pyrogen_seeded = True
+    return __init__
+
+
 class GenerativeModel(PyroModule):
     """Base class of every pyrogen model (the model protocol).
 
@@ -125,7 +178,32 @@ class GenerativeModel(PyroModule):
     **config
         The subclass's constructor arguments (JSON-like values only). They are stored as
         ``self.config`` and passed back to the constructor by :func:`load`.
+
+    Notes
+    -----
+    **Seeds and reproducibility** (sklearn's ``random_state`` split where the randomness is):
+
+    * the **constructor**'s ``seed`` (every model whose initial parameters are random has one;
+      default ``0``) fixes the initial parameters. The constructor draws them from torch's
+      CPU generator seeded with ``seed`` *after* ``super().__init__(..., seed=seed)``, and
+      restores the global random state afterwards: building a model neither depends on nor
+      advances the user's random stream. ``seed=None`` draws them from (and advances) the
+      global random state instead, as plain PyTorch/Pyro modules do
+      (``pyro.set_rng_seed(s)`` before construction then reproduces them).
+    * ``fit(seed=...)`` seeds the **training** randomness (minibatch permutations, Monte Carlo
+      draws, random restarts) with ``pyro.set_rng_seed`` before anything random in ``fit``;
+      ``fit`` continues from the current parameters (it does not re-initialise them).
+
+    So ``Model(..., seed=a).fit(x, seed=b)`` gives the same parameters every time (on the same
+    hardware and torch version); the generic test ``tests/models/test_generic.py`` checks it for
+    every registered model.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_pyrogen_seeded", False):
+            cls.__init__ = _seeded_construction(init)
 
     registry_name: str = ""
     #: kind of ``log_likelihood`` (a key of :data:`pyrogen.evaluation.KINDS`)
@@ -134,6 +212,11 @@ class GenerativeModel(PyroModule):
     def __init__(self, **config):
         super().__init__(name=f"{type(self).__name__}_{next(_instance_counter)}")
         self.config = dict(config)
+        seed = config.get("seed")
+        if seed is not None and getattr(_construction, "active", False):
+            # the rest of the subclass's constructor draws from this stream (restored after)
+            torch.default_generator.manual_seed(check_int(seed, "seed", low=0))
+            _construction.seeded = True
         #: identity of the data the model was last fitted on (binarization scheme and seed...)
         self.data_info: dict = {}
 
@@ -201,6 +284,7 @@ class GenerativeModel(PyroModule):
         lr: float = 0.01,
         batch_size: int | None = None,
         loss: pyro.infer.ELBO | None = None,
+        tol: float | None = DEFAULT_TOL,
         seed: int | None = None,
         progress: bool = True,
         callback: Callable[[int, float], Any] | None = None,
@@ -214,15 +298,22 @@ class GenerativeModel(PyroModule):
         method : str
             ``"svi"`` here; subclasses add e.g. ``"em"``.
         num_steps : int
-            Optimizer steps (each on one minibatch when ``batch_size`` is set).
+            Maximum optimizer steps (each on one minibatch when ``batch_size`` is set).
         lr : float
             Adam learning rate.
         batch_size : int, optional
-            Minibatch size; the data plate is scaled to the full data set.
+            Minibatch size; minibatches are drawn without replacement from a fresh permutation
+            every pass over the data, and the data plate is scaled to the full data set.
         loss : pyro.infer.ELBO, optional
             Defaults to ``Trace_ELBO()``.
+        tol : float or None
+            Convergence test of the training loop (see :meth:`_train`): stop when the windowed
+            mean loss has not improved by more than ``tol`` (relative) for ``patience``
+            windows; a ``ConvergenceWarning`` if ``num_steps`` ran out first. ``None``: run
+            exactly ``num_steps`` steps, no test, no warning (``converged`` is ``None``).
         seed : int, optional
-            Seeds Pyro, torch and numpy (``pyro.set_rng_seed``).
+            Seeds the training randomness: Pyro, torch and numpy (``pyro.set_rng_seed``).
+            The initial parameters come from the constructor (its own ``seed``, if any).
         progress : bool
             Show a tqdm progress bar.
         callback : callable ``(step, loss) -> None``, optional
@@ -241,6 +332,7 @@ class GenerativeModel(PyroModule):
             lr=lr,
             batch_size=batch_size,
             loss=loss,
+            tol=tol,
             seed=seed,
             progress=progress,
             callback=callback,
@@ -251,6 +343,13 @@ class GenerativeModel(PyroModule):
         """The values ``fit(method=...)`` accepts."""
         return ("svi",)
 
+    def _begin_fit(self, seed: int | None = None, data_info: dict | None = None) -> None:
+        """What every ``fit`` does first: seed the training randomness, record the data."""
+        if seed is not None:
+            pyro.set_rng_seed(check_int(seed, "seed", low=0))
+        if data_info is not None:
+            self.data_info = dict(data_info)
+
     def _fit_svi(
         self,
         x: torch.Tensor,
@@ -259,6 +358,7 @@ class GenerativeModel(PyroModule):
         lr: float = 0.01,
         batch_size: int | None = None,
         loss: pyro.infer.ELBO | None = None,
+        tol: float | None = DEFAULT_TOL,
         seed: int | None = None,
         progress: bool = True,
         callback=None,
@@ -266,20 +366,15 @@ class GenerativeModel(PyroModule):
         model=None,
         guide=None,
     ) -> FitHistory:
-        """The shared SVI loop: ``pyro.infer.SVI`` with ``pyro.optim.Adam``.
+        """``pyro.infer.SVI`` with ``pyro.optim.Adam`` over :meth:`_train`.
 
         The loss recorded is the negative ELBO **per example** (nats), so that numbers from
         different batch sizes and data sizes compare.
         """
         num_steps = check_int(num_steps, "num_steps", low=1)
         lr = check_float(lr, "lr", 0.0, None, "oc")
+        self._begin_fit(seed, data_info)
         n = x.shape[0]
-        if batch_size is not None:
-            batch_size = min(check_int(batch_size, "batch_size", low=1), n)
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
-        if data_info is not None:
-            self.data_info = dict(data_info)
         model = self.model if model is None else model
         guide = self.guide if guide is None else guide
         svi = pyro.infer.SVI(
@@ -287,38 +382,154 @@ class GenerativeModel(PyroModule):
         )
         history = FitHistory(method="svi", info={"num_steps": num_steps, "lr": lr})
 
-        def step_loss(step):
-            if batch_size is None or batch_size >= n:
+        def step(_, idx):
+            if idx is None:
                 return svi.step(x, num_data=None) / n
-            idx = torch.randint(0, n, (batch_size,), device=x.device)
             return svi.step(x[idx], num_data=n) / n
 
-        return self._run_steps(step_loss, history, num_steps=num_steps, lr=lr,
-                               progress=progress, callback=callback)
+        return self._train(step, history, n=n, batch_size=batch_size, num_steps=num_steps,
+                           lr=lr, tol=tol, progress=progress, callback=callback)
 
-    def _run_steps(self, step_loss, history: FitHistory, *, num_steps: int, lr: float,
-                   progress: bool, callback=None) -> FitHistory:
-        """Call ``step_loss(step)`` (one optimizer step, returning its loss) ``num_steps`` times.
+    def _train(
+        self,
+        step: Callable[[int, torch.Tensor | None], float],
+        history: FitHistory,
+        *,
+        n: int = 1,
+        batch_size: int | None = None,
+        num_steps: int | None = None,
+        num_epochs: int | None = None,
+        lr: float | None = None,
+        tol: float | None = DEFAULT_TOL,
+        window: int = DEFAULT_WINDOW,
+        patience: int = DEFAULT_PATIENCE,
+        max_seconds: float | None = None,
+        progress: bool = True,
+        callback: Callable[[int, float], Any] | None = None,
+        on_epoch: Callable[[int], dict | None] | None = None,
+        device: torch.device | None = None,
+        desc: str | None = None,
+    ) -> FitHistory:
+        r"""The one training loop of every iterative ``fit``.
 
-        Appends each loss to ``history.losses``, refuses a non-finite loss with a
-        ``FloatingPointError`` naming the step and ``lr``, shows a progress bar, calls
-        ``callback(step, loss)`` and sets ``history.seconds``.
+        Calls ``step(i, idx)`` -- one optimizer (or EM, or sweep) step ``i`` on the rows
+        ``idx`` of the data, returning the loss per example -- for ``num_steps`` steps or
+        ``num_epochs`` passes over the data, and owns everything around it:
+
+        * **minibatches**: with ``batch_size < n``, each pass over the ``n`` rows ("epoch") is
+          a fresh ``torch.randperm(n)`` cut into batches of ``batch_size`` (the last one may be
+          smaller): every row once per epoch, drawn without replacement. ``idx`` is a
+          ``LongTensor`` of row indices, or ``None`` for the full data (``batch_size`` unset
+          or ``>= n``; an epoch is then one step). The permutations use torch's global random
+          state, seeded by ``fit(seed=...)`` (:meth:`_begin_fit`).
+        * **non-finite loss**: ``FloatingPointError`` naming the step, the epoch and ``lr``.
+        * **convergence** (when ``tol`` is not ``None``): the losses are averaged over windows
+          of whole epochs of at least ``window`` steps; with :math:`\bar\ell_k` the mean over
+          window :math:`k` and :math:`b` the best earlier window mean, window :math:`k`
+          improves when :math:`\bar\ell_k < b - \mathrm{tol}\cdot\max(|b|, 1)` (relative,
+          with a 1-nat floor for losses near 0). After ``patience`` windows in a row without
+          improvement the loop stops and ``history.converged`` is ``True``. If the steps run
+          out first (or were fewer than ``patience + 1`` windows, too few to judge),
+          ``history.converged`` is ``False`` and a :class:`~pyrogen.ConvergenceWarning` says
+          so. Window means of minibatch losses average out most of their noise; a run that
+          only drifts by less than ``tol`` per window counts as converged.
+        * **progress** (tqdm over steps), ``callback(i, loss)`` after every step,
+          ``on_epoch(epoch)`` after every epoch (may return values for the progress bar),
+          ``max_seconds`` (stop after the first epoch that ends past it; ``converged`` is then
+          ``False`` and the warning names the time budget), and ``history``: ``losses`` per
+          step, ``seconds``, ``converged``, ``info["num_steps_run"]``, ``info["num_epochs_run"]``
+          and the stopping rule (``tol``, ``window``, ``patience``).
         """
+        if (num_steps is None) == (num_epochs is None):
+            raise ValueError("_train needs exactly one of num_steps and num_epochs.")
+        n = check_int(n, "n", low=1)
+        full = batch_size is None or batch_size >= n
+        bs = n if full else check_int(batch_size, "batch_size", low=1)
+        per_epoch = 1 if full else math.ceil(n / bs)
+        total = num_steps if num_steps is not None else num_epochs * per_epoch
+        if tol is not None:
+            tol = check_float(tol, "tol", 0.0, None, "cc")
+            window = check_int(window, "window", low=1)
+            patience = check_int(patience, "patience", low=1)
+        window_epochs = math.ceil(window / per_epoch)
+        history.info.update(tol=tol)
+        if tol is not None:
+            history.info.update(window=window_epochs * per_epoch, patience=patience)
+        name = desc or f"{type(self).__name__} {history.method}"
         t0 = time.perf_counter()
-        bar = tqdm(range(num_steps), disable=not progress, desc=f"{type(self).__name__} svi")
-        for step in bar:
-            value = step_loss(step)
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"SVI loss became {value} at step {step}; lower lr (got {lr}) or check the "
-                    "data scale."
-                )
-            history.losses.append(value)
-            if progress and step % 25 == 0:
-                bar.set_postfix(loss=f"{value:.4f}")
-            if callback is not None:
-                callback(step, value)
+        bar = tqdm(total=total, disable=not progress, desc=name)
+        means: list[float] = []
+        best, bad, converged, timed_out = math.inf, 0, False, False
+        i = epoch = 0
+        try:
+            while i < total and not converged and not timed_out:
+                perm = None if full else torch.randperm(n, device=device)
+                start_i = i
+                for b in range(per_epoch):
+                    if i >= total:
+                        break
+                    idx = None if full else perm[b * bs : (b + 1) * bs]
+                    value = float(step(i, idx))
+                    if not math.isfinite(value):
+                        raise FloatingPointError(
+                            f"{name}: the loss became {value} at step {i} (epoch {epoch}); "
+                            f"lower lr (got {lr}) or check the data scale."
+                        )
+                    history.losses.append(value)
+                    if callback is not None:
+                        callback(i, value)
+                    i += 1
+                    bar.update(1)
+                    if progress and (i % 25 == 0 or i == total):
+                        bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                if i - start_i < per_epoch:  # a partial epoch at the end of num_steps
+                    break
+                epoch += 1
+                if on_epoch is not None:
+                    shown = on_epoch(epoch - 1)
+                    if progress and shown:
+                        bar.set_postfix(shown, refresh=False)
+                if tol is not None and epoch % window_epochs == 0:
+                    mean = sum(history.losses[-window_epochs * per_epoch :]) / (
+                        window_epochs * per_epoch
+                    )
+                    means.append(mean)
+                    if not math.isfinite(best) or mean < best - tol * max(abs(best), 1.0):
+                        best, bad = mean, 0
+                    else:
+                        bad += 1
+                    converged = bad >= patience
+                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
+                    timed_out = not converged
+        finally:
+            bar.close()
         history.seconds = time.perf_counter() - t0
+        history.info.update(num_steps_run=i, num_epochs_run=epoch)
+        if tol is None:
+            return history
+        history.converged = converged
+        history.metrics["window_mean_loss"] = means
+        if not converged:
+            if timed_out:
+                why = f"max_seconds={max_seconds} ran out after {i} steps"
+            elif len(means) <= patience:
+                why = (
+                    f"it ran {i} steps, too few to judge: the test needs {patience + 1} windows "
+                    f"of {window_epochs * per_epoch} steps"
+                )
+            else:
+                why = (
+                    f"it ran out of steps after {i}, while the mean loss per window of "
+                    f"{window_epochs * per_epoch} steps still improved (last means "
+                    f"{', '.join(f'{m:.4g}' for m in means[-3:])})"
+                )
+            warnings.warn(
+                f"{name}: fit stopped before converging ({why}; tol={tol}). Train longer "
+                "(num_steps / num_epochs) or with a larger lr; tol=None runs a fixed number of "
+                "steps without this test.",
+                ConvergenceWarning,
+                stacklevel=_user_stacklevel(),
+            )
         return history
 
     # ------------------------------------------------------------------ persistence
@@ -355,13 +566,52 @@ class GenerativeModel(PyroModule):
 
 
 def load(path: str | os.PathLike, map_location="cpu") -> GenerativeModel:
-    """Load any pyrogen model saved with :meth:`GenerativeModel.save`."""
+    """Load any pyrogen model saved with :meth:`GenerativeModel.save`.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing at ``path``.
+    ValueError
+        ``path`` is not a torch file (``torch.save`` writes a zip archive), or a torch file
+        ``torch.load(weights_only=True)`` cannot read (truncated, or holding arbitrary
+        objects), or a torch file that is not a pyrogen model (no ``"format": "pyrogen"``
+        payload with a model name, config and state dict); the message names the path.
+    """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"no saved model at {path!r}")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(payload, dict) or payload.get("format") != "pyrogen":
-        raise ValueError(f"{path!r} is not a pyrogen model file")
+    if os.path.isdir(path):
+        raise ValueError(f"{path!r} is a directory, not a pyrogen model file.")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a pyrogen model file: it is not a torch file (torch.save writes "
+            f"a zip archive; this file of {os.path.getsize(path)} bytes is not one)."
+        )
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
+            KeyError, ValueError) as e:
+        raise ValueError(
+            f"{path!r} is not a pyrogen model file: torch.load(weights_only=True) cannot read "
+            f"it ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); it may be "
+            "truncated or hold objects other than tensors."
+        ) from e
+    keys = ("model", "config", "state_dict")
+    if (
+        not isinstance(payload, dict)
+        or payload.get("format") != "pyrogen"
+        or not all(k in payload for k in keys)
+    ):
+        what = (
+            f"a dict with keys {sorted(map(str, payload))[:8]}"
+            if isinstance(payload, dict)
+            else f"a {type(payload).__name__}"
+        )
+        raise ValueError(
+            f"{path!r} is a torch file but not a pyrogen model file: it holds {what}, not the "
+            f"payload GenerativeModel.save writes ('format': 'pyrogen' with {', '.join(keys)})."
+        )
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(
             f"{path!r} was written by a newer pyrogen (format {payload['format_version']}); "

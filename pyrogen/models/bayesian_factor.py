@@ -87,7 +87,7 @@ from pyro.infer.autoguide.initialization import init_to_median
 
 from .._validation import check_choice, check_float, check_int
 from ..evaluation import LogLikelihood
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = ["BayesianFactorAnalysis", "BayesianPPCA"]
 
@@ -402,6 +402,7 @@ class _BayesianLinearGaussian(GenerativeModel):
         lr: float = 0.01,
         batch_size: int | None = None,
         loss: pyro.infer.ELBO | None = None,
+        tol: float | None = DEFAULT_TOL,
         num_posterior_samples: int = 200,
         num_samples: int = 200,
         warmup_steps: int = 200,
@@ -427,8 +428,11 @@ class _BayesianLinearGaussian(GenerativeModel):
             then ``num_posterior_samples`` draws from the fitted guide are stored.
             ``"nuts"``: Pyro ``MCMC(NUTS(model))``; all ``num_chains * num_samples`` draws are
             stored and the ``MCMC`` object(s) kept in :attr:`mcmc`.
-        num_steps, lr, batch_size, loss
-            SVI options (Adam; ``Trace_ELBO`` by default).
+        num_steps, lr, batch_size, loss, tol
+            SVI options (Adam; ``Trace_ELBO`` by default; ``num_steps`` is the maximum and
+            ``tol`` the convergence test of the shared training loop,
+            :meth:`~pyrogen.models.base.GenerativeModel._train`, with a ``ConvergenceWarning``
+            when the steps run out first; ``tol=None`` runs exactly ``num_steps``).
         num_posterior_samples : int
             Guide draws stored after SVI.
         num_samples, warmup_steps, num_chains : int
@@ -487,17 +491,14 @@ class _BayesianLinearGaussian(GenerativeModel):
         x = self._check_x(x)
         check_choice(init, "init", ("pca", "prior"))
         check_choice(backend, "backend", ("pyro", "numpyro"))
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
-        if data_info is not None:
-            self.data_info = dict(data_info)
+        self._begin_fit(seed, data_info)
         self._init_values = self._pca_init(x) if init == "pca" else {}
         self._fit_x = x
         if method == "svi":
             num_posterior_samples = check_int(num_posterior_samples, "num_posterior_samples",
                                               low=1)
             history = self._fit_svi(
-                x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss,
+                x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss, tol=tol,
                 progress=progress, callback=callback,
             )
             draws = self._guide_draws(x, num_posterior_samples)

@@ -71,7 +71,8 @@ from tqdm.auto import tqdm
 
 from .._validation import check_choice, check_float, check_int
 from ..evaluation import LogLikelihood
-from .base import FitHistory, GenerativeModel, register_model
+from ..exceptions import ConvergenceWarning
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = [
     "FactorAnalysis",
@@ -92,10 +93,6 @@ class NoiseFloorWarning(UserWarning):
 
 class ConstantFeatureWarning(NoiseFloorWarning):
     """The data has constant columns, whose noise variance is held at the floor."""
-
-
-class ConvergenceWarning(UserWarning):
-    """An iterative fit stopped at its iteration limit before reaching its tolerance."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -188,6 +185,7 @@ class _LinearGaussian(GenerativeModel):
         init_noise: float = 1.0,
         init_scale: float = 0.1,
         noise_floor: str | float = "auto",
+        seed: int | None = 0,
     ):
         n_features = check_int(n_features, "n_features", low=1)
         n_components = check_int(n_components, "n_components", low=1, high=n_features)
@@ -207,6 +205,7 @@ class _LinearGaussian(GenerativeModel):
             init_noise=init_noise,
             init_scale=init_scale,
             noise_floor=noise_floor,
+            seed=None if seed is None else check_int(seed, "seed", low=0),
         )
         d, k = n_features, n_components
         dtype = torch.get_default_dtype()
@@ -406,7 +405,7 @@ class _LinearGaussian(GenerativeModel):
         *,
         method: str | None = None,
         num_steps: int | None = None,
-        tol: float = 1e-6,
+        tol: float | str | None = "auto",
         lr: float = 0.01,
         batch_size: int | None = None,
         loss: pyro.infer.ELBO | None = None,
@@ -423,11 +422,14 @@ class _LinearGaussian(GenerativeModel):
         method : str, optional
             One of :meth:`fit_methods`; defaults to the class's closed-form/EM method.
         num_steps : int, optional
-            SVI: optimizer steps (default 1000). EM: maximum iterations (default 1000).
-        tol : float
+            SVI: maximum optimizer steps (default 1000). EM: maximum iterations (default 1000).
+        tol : float, "auto" or None
             EM: stop when the mean log-likelihood improves by less than ``tol`` nats per example
-            in one iteration (scikit-learn's ``tol=1e-2`` is on the *total*: 1e-6 per example at
-            n = 10 000).
+            in one iteration (``"auto"``: 1e-6; scikit-learn's ``tol=1e-2`` is on the *total*:
+            1e-6 per example at n = 10 000). SVI: the shared training loop's test
+            (:meth:`~pyrogen.models.base.GenerativeModel._train`): stop when the mean loss per
+            window of 50 steps has not improved by more than ``tol`` (relative; ``"auto"``:
+            1e-4) for 2 windows; ``None`` runs exactly ``num_steps`` SVI steps, no test.
         lr, batch_size, loss, seed, callback
             SVI options, see :meth:`GenerativeModel.fit`; ``seed`` also seeds EM's
             initialisation where it is random.
@@ -450,18 +452,26 @@ class _LinearGaussian(GenerativeModel):
         NoiseFloorWarning
             when a fitted noise variance of a non-constant feature reached the floor.
         ConvergenceWarning
-            when EM stopped at ``num_steps`` before reaching ``tol``.
+            when EM or SVI stopped at ``num_steps`` before reaching ``tol``. With the defaults,
+            SVI (Adam, ``lr=0.01``, 1000 steps) does not converge on data like the digits
+            (1797 x 61, K = 10: 42.4 nats per example where EM reaches 45.97) and says so; EM is
+            the method that converges there.
         """
         method = self._default_method if method is None else method
         check_choice(method, "method", self.fit_methods())
         x = self._check_x(x, min_rows=2)
-        tol = check_float(tol, "tol", 0.0, None, "cc")
+        if isinstance(tol, str) and tol == "auto":
+            tol = DEFAULT_TOL if method == "svi" else 1e-6
+        elif tol is None and method != "svi":
+            raise ValueError(
+                f"tol=None (no convergence test) applies to method='svi' only. Got tol=None "
+                f"with method={method!r}; pass a float or 'auto'."
+            )
+        if tol is not None:
+            tol = check_float(tol, "tol", 0.0, None, "cc")
         if num_steps is not None:
             num_steps = check_int(num_steps, "num_steps", low=1)
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
-        if data_info is not None:
-            self.data_info = dict(data_info)
+        self._begin_fit(seed, data_info)
         moments = None if method == "svi" else _moments(x)
         if moments is None:
             lo, hi = torch.aminmax(x, dim=0)
@@ -484,6 +494,7 @@ class _LinearGaussian(GenerativeModel):
                 lr=lr,
                 batch_size=batch_size,
                 loss=loss,
+                tol=tol,
                 seed=None,
                 progress=progress,
                 callback=callback,
@@ -569,11 +580,15 @@ class FactorAnalysis(_LinearGaussian):
         Initial noise variance (> 0); EM starts from :math:`\psi = ` ``init_noise`` (1.0 as
         scikit-learn).
     init_scale : float
-        Standard deviation of the random initial ``weight`` (torch's global RNG).
+        Standard deviation of the random initial ``weight``.
     noise_floor : "auto" or float
         Lower bound of every :math:`\psi_j`. ``"auto"``: :math:`10^{-6}` times the mean
         per-feature variance of the data given to :meth:`fit` (:math:`10^{-6}` before any fit);
         a float is an absolute floor in squared data units (scikit-learn uses ``1e-12``).
+    seed : int or None
+        Seeds the random initial ``weight`` (the global random state is left as it was);
+        ``None`` draws it from torch's global random state. See
+        :class:`~pyrogen.models.base.GenerativeModel`.
 
     Notes
     -----
@@ -751,7 +766,7 @@ class PPCA(_LinearGaussian):
 
     Parameters
     ----------
-    n_features, n_components, form, guide_type, init_noise, init_scale, noise_floor
+    n_features, n_components, form, guide_type, init_noise, init_scale, noise_floor, seed
         As for :class:`FactorAnalysis`; ``init_noise`` is the initial :math:`\sigma^2`.
 
     Notes

@@ -37,7 +37,7 @@ from ..distributions import GaussianBernoulliRBM as _GBRBMDistribution
 from ..evaluation import LogLikelihood
 from ..infer.ais import DEFAULT_NUM_BETAS
 from ..normalizers import AIS, CD, PCD, Exact
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 
@@ -279,6 +279,7 @@ class _RBMModel(GenerativeModel):
         lr: float = 0.01,
         batch_size: int | None = None,
         loss=None,
+        tol: float | None = DEFAULT_TOL,
         seed: int | None = None,
         progress: bool = True,
         callback=None,
@@ -306,7 +307,7 @@ class _RBMModel(GenerativeModel):
             The learning rule (default: the constructor's ``training``). ``"exact"`` needs at
             most 20 enumerated units.
         num_steps : int
-            SVI steps (mini-batches).
+            Maximum SVI steps (mini-batches).
         lr : float
             Step size. For ``"adam"`` Adam's step size; for ``"sgd"`` the step on the
             *per-example mean* gradient, :math:`\theta \leftarrow \theta - \epsilon
@@ -315,8 +316,14 @@ class _RBMModel(GenerativeModel):
             Rows per step (default: all rows).
         loss : pyro.infer.ELBO, optional
             Default ``Trace_ELBO()``.
+        tol : float or None
+            Convergence test of the shared training loop
+            (:meth:`~pyrogen.models.base.GenerativeModel._train`) on the monitored loss below
+            (windowed means, relative ``tol``); ``ConvergenceWarning`` when ``num_steps`` run
+            out first; ``None`` runs exactly ``num_steps`` steps without the test.
         seed : int, optional
-            Seeds Pyro's (and torch's) random state first.
+            Seeds Pyro's (and torch's) random state first: the training randomness (the
+            initial weights come from the constructor's ``seed``).
         progress : bool
             tqdm progress bar.
         callback : callable, optional
@@ -354,10 +361,7 @@ class _RBMModel(GenerativeModel):
         x = self._check_train_x(x)
         n = x.shape[0]
         batch_size = n if batch_size is None else min(check_int(batch_size, "batch_size", 1), n)
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
-        if data_info is not None:
-            self.data_info = dict(data_info)
+        self._begin_fit(seed, data_info)
         self._init_from_data(x)
 
         norm = self.normalizer(method)
@@ -376,9 +380,8 @@ class _RBMModel(GenerativeModel):
 
         history = FitHistory(method=method, info={"num_steps": num_steps, "lr": lr})
         ks = []
-        order = {"perm": None, "pos": n}
 
-        def step_loss(step):
+        def step_loss(step, idx):
             kk = check_int(k_at(step), "k(step)", low=1)
             if isinstance(norm, (PCD, CD)):
                 norm.num_steps = kk
@@ -388,21 +391,17 @@ class _RBMModel(GenerativeModel):
                 m = check_float(momentum_at(step), "momentum(step)", 0.0, 1.0, "co")
                 for grp in opt.param_groups:
                     grp["momentum"] = m
-            if batch_size >= n:
+            if idx is None:
                 return svi.step(x, num_data=None) / n
-            if order["pos"] + batch_size > n:
-                order["perm"], order["pos"] = torch.randperm(n, device=x.device), 0
-            pos = order["pos"]
-            batch = torch.index_select(x, 0, order["perm"][pos : pos + batch_size])
-            order["pos"] = pos + batch_size
-            return svi.step(batch, num_data=n) / n
+            return svi.step(torch.index_select(x, 0, idx), num_data=n) / n
 
         self._fit_normalizer = norm
         t0 = time.perf_counter()
         try:
             with pyro.validation_enabled(False):
-                self._run_steps(step_loss, history, num_steps=num_steps, lr=lr,
-                                progress=progress, callback=callback)
+                self._train(step_loss, history, n=n, batch_size=batch_size,
+                            num_steps=num_steps, lr=lr, tol=tol, progress=progress,
+                            callback=callback, device=x.device)
         finally:
             self._fit_normalizer = None
             if isinstance(norm, (PCD, CD)):

@@ -57,7 +57,7 @@ from torch import nn
 from .._validation import check_choice, check_float, check_int
 from ..evaluation import LogLikelihood
 from ..infer.importance import importance_log_likelihood
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = ["SigmoidBeliefNet", "HelmholtzMachine", "FVSBN", "FIT_METHODS"]
 
@@ -106,6 +106,10 @@ class SigmoidBeliefNet(GenerativeModel):
         sampling (kind ``"is_estimate"``).
     num_is_particles : int
         Default :math:`K` of the importance-sampled log-likelihood.
+    seed : int or None
+        Seeds the initial weights (PyTorch's default ``nn.Linear`` initialisation, drawn from a
+        generator seeded with it; the global random state is left as it was); ``None`` draws
+        them from torch's global random state. See :class:`~pyrogen.models.base.GenerativeModel`.
 
     Notes
     -----
@@ -119,7 +123,8 @@ class SigmoidBeliefNet(GenerativeModel):
     log-likelihood: :math:`O(2^H \sum_l h_l h_{l+1})` per example.
     """
 
-    def __init__(self, layer_sizes, max_enumerate: int = 16, num_is_particles: int = 1000):
+    def __init__(self, layer_sizes, max_enumerate: int = 16, num_is_particles: int = 1000,
+                 seed: int | None = 0):
         sizes = _check_layer_sizes(layer_sizes)
         max_enumerate = check_int(max_enumerate, "max_enumerate", low=0, high=24)
         num_is_particles = check_int(num_is_particles, "num_is_particles", low=1)
@@ -127,6 +132,7 @@ class SigmoidBeliefNet(GenerativeModel):
             layer_sizes=sizes,
             max_enumerate=max_enumerate,
             num_is_particles=num_is_particles,
+            seed=None if seed is None else check_int(seed, "seed", low=0),
         )
         self.layer_sizes = sizes
         self.n_hidden_layers = len(sizes) - 1
@@ -360,6 +366,7 @@ class SigmoidBeliefNet(GenerativeModel):
         temperature: float = 0.5,
         variance_normalization: bool = False,
         loss=None,
+        tol: float | None = DEFAULT_TOL,
         seed: int | None = None,
         progress: bool = True,
         callback=None,
@@ -383,7 +390,12 @@ class SigmoidBeliefNet(GenerativeModel):
         :meth:`relaxed_guide` at ``temperature``; ``"svi"``: ``loss`` (default
         ``TraceGraph_ELBO``) on :meth:`guide`. Losses are per example (nats): for wake-sleep the
         wake loss :math:`-\\log p(x, h)`, for RWS the negative IWAE bound, otherwise the
-        negative ELBO.
+        negative ELBO. ``num_steps`` is the maximum number of steps: the shared training loop
+        (:meth:`~pyrogen.models.base.GenerativeModel._train`, minibatches without replacement)
+        stops earlier when the windowed mean loss stops improving by ``tol`` (relative) and
+        warns (``ConvergenceWarning``) when the steps run out first; ``tol=None`` runs exactly
+        ``num_steps``. ``seed`` seeds the training (the initial weights come from the
+        constructor's ``seed``).
         """
         import functools
 
@@ -429,7 +441,7 @@ class SigmoidBeliefNet(GenerativeModel):
         else:
             loss = loss or pyro.infer.TraceGraph_ELBO()
         hist = self._fit_svi(
-            x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss, seed=seed,
+            x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss, tol=tol, seed=seed,
             progress=progress, callback=callback, data_info=data_info, guide=guide,
         )
         hist.method = method

@@ -73,7 +73,7 @@ from pyro.nn import PyroParam, pyro_method
 
 from .._validation import check_choice, check_data, check_float, check_int
 from ..evaluation import LogLikelihood
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = [
     "SlowFeatureAnalysis",
@@ -813,6 +813,9 @@ class ProbabilisticSFA(GenerativeModel):
         One noise scale :math:`\sigma` for every feature, or one per feature.
     noise_scale : float, optional
         Fix :math:`\sigma` to this value instead of learning it (e.g. small, for the SFA limit).
+    seed : int or None
+        Seeds the random initial :math:`W` (used by ``fit(init="current")``); ``None`` draws
+        it from torch's global random state (see :class:`~pyrogen.models.base.GenerativeModel`).
 
     Attributes
     ----------
@@ -833,6 +836,7 @@ class ProbabilisticSFA(GenerativeModel):
         n_components: int,
         noise: str = "isotropic",
         noise_scale: float | None = None,
+        seed: int | None = 0,
     ):
         n_features = check_int(n_features, "n_features", low=1)
         n_components = check_int(n_components, "n_components", low=1, high=n_features)
@@ -840,7 +844,8 @@ class ProbabilisticSFA(GenerativeModel):
         if noise_scale is not None:
             noise_scale = check_float(noise_scale, "noise_scale", 0.0, None, "oo")
         super().__init__(
-            n_features=n_features, n_components=n_components, noise=noise, noise_scale=noise_scale
+            n_features=n_features, n_components=n_components, noise=noise, noise_scale=noise_scale,
+            seed=None if seed is None else check_int(seed, "seed", low=0),
         )
         d, k = n_features, n_components
         self.weight = PyroParam(torch.randn(d, k) / math.sqrt(k))
@@ -952,6 +957,7 @@ class ProbabilisticSFA(GenerativeModel):
         lr: float = 0.02,
         init: str = "sfa",
         batch_size: int | None = None,
+        tol: float | None = DEFAULT_TOL,
         seed: int | None = None,
         progress: bool = True,
         callback=None,
@@ -965,17 +971,24 @@ class ProbabilisticSFA(GenerativeModel):
             Every sequence needs :math:`T_i \ge 2`.
         method : {"svi"}
         num_steps : int
-            Adam steps.
+            Maximum Adam steps.
         lr : float
             Adam learning rate.
         init : {"sfa", "current"}
             Start from closed-form SFA (:meth:`init_from_sfa`) or from the current parameters
             (random at construction).
         batch_size : int, optional
-            Minibatch of sequences per step (same-length sequences only); the ``"data"`` plate
-            is scaled to the full set.
+            Minibatch of sequences per step (same-length sequences only; drawn without
+            replacement, a fresh permutation every pass); the ``"data"`` plate is scaled to the
+            full set.
+        tol : float or None
+            Convergence test of the shared training loop
+            (:meth:`~pyrogen.models.base.GenerativeModel._train`): windowed mean loss, relative
+            ``tol``; ``ConvergenceWarning`` when ``num_steps`` run out first; ``None`` runs
+            exactly ``num_steps`` steps.
         seed : int, optional
-            Seeds Pyro/torch/numpy.
+            Seeds Pyro/torch/numpy: the training randomness (the initial parameters come from
+            the constructor's ``seed`` or from ``init="sfa"``).
         progress : bool
             tqdm progress bar.
         callback : callable ``(step, loss) -> None``, optional
@@ -999,10 +1012,7 @@ class ProbabilisticSFA(GenerativeModel):
                     "batch_size needs sequences of one length ((S, T, D) input). Got a list of "
                     f"sequences of lengths {sorted({s.shape[0] for s in data.seqs})} instead."
                 )
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
-        if data_info is not None:
-            self.data_info = dict(data_info)
+        self._begin_fit(seed, data_info)
         if init == "sfa":
             try:
                 self.init_from_sfa(data.seqs if data.layout != "2d" else data.seqs[0])
@@ -1027,16 +1037,16 @@ class ProbabilisticSFA(GenerativeModel):
         stacked = data.stacked
         n_seq = len(data.seqs)
 
-        def step_loss(step):
-            if stacked is not None and batch_size is not None and batch_size < n_seq:
-                idx = torch.randint(0, n_seq, (batch_size,), device=stacked.device)
+        def step_loss(step, idx):
+            if idx is not None:
                 return svi.step(stacked[idx], num_data=n_seq) / n_steps
             if stacked is not None:
                 return svi.step(stacked) / n_steps
             return svi.step(data.seqs) / n_steps
 
-        return self._run_steps(step_loss, history, num_steps=num_steps, lr=lr,
-                               progress=progress, callback=callback)
+        return self._train(step_loss, history, n=n_seq, batch_size=batch_size,
+                           num_steps=num_steps, lr=lr, tol=tol, progress=progress,
+                           callback=callback, device=None if stacked is None else stacked.device)
 
     # -- protocol verbs ------------------------------------------------------------------------
     def _filter(self, data: _Sequences, smooth: bool):

@@ -62,13 +62,12 @@ import pyro.poutine as poutine
 import torch
 from pyro.nn import pyro_method
 from torch import nn
-from tqdm.auto import tqdm
 
 from .._validation import check_binary, check_choice, check_float, check_int
 from ..evaluation import LogLikelihood, log_mean_exp
 from ..infer.importance import importance_log_likelihood, log_importance_weights
 from ..infer.iwae import IWAE_ELBO
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = ["VAE", "ConditionalVAE", "active_units"]
 
@@ -197,6 +196,11 @@ class VAE(GenerativeModel):
     top_hidden_dims : tuple of int
         Hidden sizes of the networks between :math:`z_1` and :math:`z_2` (two layers only).
     activation : {"softplus", "tanh", "relu"}
+    seed : int or None
+        Seeds the initial network weights (PyTorch's default initialisation drawn from a
+        generator seeded with it; the global random state is left as it was). ``None`` draws
+        them from torch's global random state. ``fit(seed=...)`` seeds the training; see
+        :class:`~pyrogen.models.base.GenerativeModel`.
 
     Notes
     -----
@@ -219,6 +223,7 @@ class VAE(GenerativeModel):
         conv_channels=(32, 64),
         top_hidden_dims=(100, 100),
         activation: str = "softplus",
+        seed: int | None = 0,
         **extra,
     ):
         n_features = check_int(n_features, "n_features", low=1)
@@ -263,6 +268,7 @@ class VAE(GenerativeModel):
             conv_channels=list(channels),
             top_hidden_dims=list(top_hidden),
             activation=activation,
+            seed=None if seed is None else check_int(seed, "seed", low=0),
             **extra,
         )
         self.latent_dims = latent
@@ -465,6 +471,7 @@ class VAE(GenerativeModel):
         max_seconds: float | None = None,
         monitor_size: int = 1000,
         jit: bool = False,
+        tol: float | None = DEFAULT_TOL,
         seed: int | None = None,
         progress: bool = True,
         callback=None,
@@ -482,7 +489,7 @@ class VAE(GenerativeModel):
         num_particles : int
             Particles of the loss (:math:`K` for ``"iwae"``).
         num_epochs : int
-            Passes over the data (each a fresh permutation).
+            Maximum passes over the data (each a fresh permutation, every row once).
         batch_size, lr
             Minibatch size and Adam learning rate.
         beta : float
@@ -498,9 +505,16 @@ class VAE(GenerativeModel):
         jit : bool
             Use ``JitTrace_ELBO`` / ``JitTraceMeanField_ELBO`` (``torch.jit.trace``; its
             deprecation warning in recent PyTorch is silenced inside ``fit``).
+        tol : float or None
+            Convergence test of the shared training loop
+            (:meth:`~pyrogen.models.base.GenerativeModel._train`): the mean loss per window of
+            whole epochs (at least 50 steps) must stop improving by more than ``tol``
+            (relative); ``ConvergenceWarning`` when ``num_epochs`` (or ``max_seconds``) run out
+            first; ``None`` runs exactly ``num_epochs`` epochs without the test.
         seed, progress, callback, data_info
-            As in :meth:`GenerativeModel.fit`; ``callback(epoch, metrics_dict)`` is called
-            after each epoch.
+            As in :meth:`GenerativeModel.fit` (``seed`` seeds the training; the initial
+            weights come from the constructor's ``seed``); ``callback(epoch, metrics_dict)`` is
+            called after each epoch.
 
         Returns
         -------
@@ -515,7 +529,7 @@ class VAE(GenerativeModel):
             x, None, method=method, loss=loss, num_particles=num_particles,
             num_epochs=num_epochs, batch_size=batch_size, lr=lr, beta=beta,
             kl_warmup=kl_warmup, max_seconds=max_seconds, monitor_size=monitor_size, jit=jit,
-            seed=seed, progress=progress, callback=callback, data_info=data_info,
+            tol=tol, seed=seed, progress=progress, callback=callback, data_info=data_info,
         )
 
     def _check_eval(self, x):
@@ -531,7 +545,8 @@ class VAE(GenerativeModel):
         return x
 
     def _fit(self, x, y, *, method, loss, num_particles, num_epochs, batch_size, lr, beta,
-             kl_warmup, max_seconds, monitor_size, jit, seed, progress, callback, data_info):
+             kl_warmup, max_seconds, monitor_size, jit, tol, seed, progress, callback,
+             data_info):
         if method != "svi":
             raise ValueError(
                 f"method must be one of {self.fit_methods()!r}. Got {method!r} instead."
@@ -547,10 +562,7 @@ class VAE(GenerativeModel):
         if max_seconds is not None:
             max_seconds = check_float(max_seconds, "max_seconds", 0.0, None, "oc")
         elbo = self._make_loss(loss, num_particles, jit)
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
-        if data_info is not None:
-            self.data_info = dict(data_info)
+        self._begin_fit(seed, data_info)
         n = x.shape[0]
         batch_size = min(batch_size, n)
         steps_per_epoch = math.ceil(n / batch_size)
@@ -572,53 +584,38 @@ class VAE(GenerativeModel):
             },
         )
         t0 = time.perf_counter()
-        step = 0
-        bar = tqdm(range(num_epochs), disable=not progress, desc=f"{type(self).__name__} svi")
+
+        def step(i, idx):
+            self.kl_weight = beta if warmup_steps <= 0 else beta * min(1.0, (i + 1) / warmup_steps)
+            args = (x,) if idx is None else (x[idx],)
+            if y is not None:
+                args += (y if idx is None else y[idx],)
+            with warnings.catch_warnings():
+                if jit:  # Pyro's JIT losses use torch.jit.trace, deprecated in torch 2.9+
+                    warnings.filterwarnings(
+                        "ignore", message=".*torch.jit.trace.*", category=DeprecationWarning
+                    )
+                return svi.step(*args, num_data=n) / n
+
+        def on_epoch(epoch):
+            mon = self._monitor(x[mon_idx], None if y is None else y[mon_idx])
+            mon["train_loss"] = sum(history.losses[-steps_per_epoch:]) / steps_per_epoch
+            mon["kl_weight"] = self.kl_weight
+            mon["seconds"] = time.perf_counter() - t0
+            history.log(**mon)
+            if callback is not None:
+                callback(epoch, mon)
+            return {"loss": f"{mon['train_loss']:.2f}", "rec": f"{mon['reconstruction']:.2f}",
+                    "kl": f"{mon['kl']:.2f}", "au": mon["active_units"]}
+
         try:
-            for epoch in bar:
-                perm = torch.randperm(n, device=x.device)
-                epoch_losses = []
-                for start in range(0, n, batch_size):
-                    idx = perm[start : start + batch_size]
-                    self.kl_weight = (
-                        beta if warmup_steps <= 0 else beta * min(1.0, (step + 1) / warmup_steps)
-                    )
-                    args = (x[idx],) if y is None else (x[idx], y[idx])
-                    with warnings.catch_warnings():
-                        if jit:  # Pyro's JIT losses use torch.jit.trace, deprecated in torch 2.9+
-                            warnings.filterwarnings(
-                                "ignore", message=".*torch.jit.trace.*", category=DeprecationWarning
-                            )
-                        value = svi.step(*args, num_data=n) / n
-                    if not math.isfinite(value):
-                        raise FloatingPointError(
-                            f"SVI loss became {value} at epoch {epoch} step {step}; lower lr "
-                            f"(got {lr}) or check the data."
-                        )
-                    history.losses.append(value)
-                    epoch_losses.append(value)
-                    step += 1
-                mon = self._monitor(x[mon_idx], None if y is None else y[mon_idx])
-                mon["train_loss"] = sum(epoch_losses) / len(epoch_losses)
-                mon["kl_weight"] = self.kl_weight
-                mon["seconds"] = time.perf_counter() - t0
-                history.log(**mon)
-                if progress:
-                    bar.set_postfix(
-                        loss=f"{mon['train_loss']:.2f}",
-                        rec=f"{mon['reconstruction']:.2f}",
-                        kl=f"{mon['kl']:.2f}",
-                        au=mon["active_units"],
-                    )
-                if callback is not None:
-                    callback(epoch, mon)
-                if max_seconds is not None and mon["seconds"] > max_seconds:
-                    break
+            self._train(step, history, n=n, batch_size=batch_size, num_epochs=num_epochs, lr=lr,
+                        tol=tol, max_seconds=max_seconds, progress=progress, on_epoch=on_epoch,
+                        device=x.device)
         finally:
             self.kl_weight = 1.0
-        history.seconds = time.perf_counter() - t0
         history.info["num_epochs"] = len(history.metrics.get("train_loss", []))
-        history.info["num_steps"] = step
+        history.info["num_steps"] = len(history.losses)
         return history
 
     @torch.no_grad()
@@ -963,7 +960,8 @@ class ConditionalVAE(VAE):
         kwargs.setdefault("method", "svi")
         defaults = dict(num_particles=1, num_epochs=10, batch_size=100, lr=1e-3, beta=1.0,
                         kl_warmup=0.0, max_seconds=None, monitor_size=1000, jit=False,
-                        seed=None, progress=True, callback=None, data_info=None)
+                        tol=DEFAULT_TOL, seed=None, progress=True, callback=None,
+                        data_info=None)
         unknown = set(kwargs) - set(defaults) - {"method"}
         if unknown:
             raise TypeError(f"fit got unexpected keyword argument(s) {sorted(unknown)}")

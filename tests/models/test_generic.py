@@ -1,12 +1,14 @@
 """Generic protocol tests, run over every row of ``pyrogen.testing.MODEL_SPECS``."""
 
 import os
+import warnings
 
 import pyro
 import pyro.infer
 import pytest
 import torch
 
+from pyrogen import ConvergenceWarning
 from pyrogen.evaluation import KINDS, LogLikelihood
 from pyrogen.models import MODELS, load
 from pyrogen.models.base import FitHistory, GenerativeModel
@@ -19,6 +21,18 @@ ids = list(SPECS)
 @pytest.fixture(params=ids)
 def spec(request):
     return SPECS[request.param]
+
+
+def fit_tiny(model, x, **kwargs) -> FitHistory:
+    """``model.fit`` at the registry's tiny size. Such fits may stop before converging; then
+    (and only then) they must say so: a ``ConvergenceWarning`` iff ``converged is False``.
+    Every other warning stays an error."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        hist = model.fit(x, progress=False, **kwargs)
+    warned = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(warned) == (hist.converged is False), (hist.converged, warned)
+    return hist
 
 
 def test_registry_covers_every_registered_model():
@@ -55,7 +69,7 @@ def test_predictive_draws_data(spec):
 def test_fit_returns_history(spec):
     model = spec.make()
     x = spec.data(0).to(model.dtype)
-    hist = model.fit(x, progress=False, seed=0, **spec.fit_kwargs)
+    hist = fit_tiny(model, x, seed=0, **spec.fit_kwargs)
     assert isinstance(hist, FitHistory)
     assert len(hist.losses) > 0 and all(torch.isfinite(torch.tensor(hist.losses)))
     assert hist.to_dict()["method"] == hist.method
@@ -93,7 +107,7 @@ def test_transform_rows(spec):
 def test_save_load_roundtrip(spec, tmp_path):
     model = spec.make()
     x = spec.data(0).to(model.dtype)
-    model.fit(x, progress=False, seed=0, **spec.fit_kwargs)
+    fit_tiny(model, x, seed=0, **spec.fit_kwargs)
     path = tmp_path / "m.pt"
     model.save(path)
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".pyrogen-")]
@@ -130,3 +144,24 @@ def test_bad_input(spec):
         model.fit(bad, progress=False, **spec.fit_kwargs)
     with pytest.raises(ValueError, match="method must be"):
         model.fit(x, method="no-such-method", progress=False)
+
+
+def test_seeds_reproduce_construction_and_fit(spec):
+    """Bug 9: the constructor's seed (default) and ``fit(seed=...)`` reproduce the fitted
+    parameters, whatever the global random state was before construction; building a model
+    leaves the global random state as it was."""
+    x = spec.data(0)
+    fitted = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)
+        state = torch.get_rng_state()
+        model = spec.make()
+        seeded = model.config.get("seed") is not None
+        if seeded:
+            assert torch.equal(torch.get_rng_state(), state), "construction used the global RNG"
+        fit_tiny(model, x.to(model.dtype), seed=3, **spec.fit_kwargs)
+        fitted.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+    assert fitted[0].keys() == fitted[1].keys()
+    for k in fitted[0]:
+        torch.testing.assert_close(fitted[0][k], fitted[1][k], rtol=0, atol=0, msg=k)
+
