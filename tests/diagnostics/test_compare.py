@@ -1,11 +1,9 @@
-"""Model comparison by PSIS-LOO in one call: compare_models and choose_n_components."""
+"""pyrogen.diagnostics.compare: model comparison by PSIS-LOO (compare_loo, compare_models)."""
 
 import numpy as np
 import pytest
-import torch
 
 from pyrogen import diagnostics
-from pyrogen.models import BayesianPPCA
 
 from ._models import data, exact_posterior_draws, pyro_model
 
@@ -44,25 +42,6 @@ def test_compare_models_rules():
     assert "chooses a" in str(res)
 
 
-def test_choose_n_components_svi():
-    """Rank-2 data, D=4, n=40: K=1 misses a direction of variance ~4 against noise 0.09 (elpd
-    gap ~100 nats, dse a few nats); K=3 adds nothing, so the parsimonious rule gives K=2.
-    SVI draws (AutoNormal, 60 steps) keep it fast; deterministic given the seed."""
-    g = torch.Generator().manual_seed(0)
-    W = 1.5 * torch.randn(4, 2, generator=g, dtype=torch.float64)
-    x = torch.randn(40, 2, generator=g, dtype=torch.float64) @ W.T + 0.3 * torch.randn(
-        40, 4, generator=g, dtype=torch.float64)
-    res = diagnostics.choose_n_components(
-        BayesianPPCA, x, [1, 2, 3], model_kwargs={"w_prior": "normal"},
-        fit_kwargs={"num_steps": 60, "lr": 0.05, "progress": False, "seed": 0,
-                    "num_posterior_samples": 50})
-    assert res.chosen_value == 2 and res.chosen == "K=2"
-    assert res.best in ("K=2", "K=3")  # K=3 may edge ahead by noise; the rule keeps K=2
-    assert res.simpler == "K=1" and res.simpler_elpd_diff > 4 * res.simpler_dse
-    assert set(res.models) == {"K=1", "K=2", "K=3"}
-    assert res.models["K=2"].n_components == 2
-
-
 def test_bad_comparison_arguments():
     x = data(10)
     idata = normal_mean_idata(x, 1.0)
@@ -70,9 +49,20 @@ def test_bad_comparison_arguments():
         diagnostics.compare_models({"a": idata, "b": idata}, rule="smallest")
     with pytest.raises(ValueError, match="models must be a dict of at least two"):
         diagnostics.compare_models({"a": idata})
-    with pytest.raises(ValueError, match="ks must be a strictly increasing sequence"):
-        diagnostics.choose_n_components(BayesianPPCA, np.zeros((5, 3)), [2, 1])
-    with pytest.raises(ValueError, match="ks must be a strictly increasing sequence"):
-        diagnostics.choose_n_components(BayesianPPCA, np.zeros((5, 3)), [1])
-    with pytest.raises(ValueError, match="x must be a 2-D array"):
-        diagnostics.choose_n_components(BayesianPPCA, np.zeros(5), [1, 2])
+
+
+def test_compare_loo_prefers_the_true_noise_scale():
+    x = data(40)
+    good = diagnostics.to_inference_data(exact_posterior_draws(x, 2, 500), model=pyro_model,
+                                         model_args=(x,))
+    bad = diagnostics.to_inference_data(exact_posterior_draws(x, 2, 500), model=pyro_model,
+                                        model_args=(x,), model_kwargs={"scale": 3.0})
+    df = diagnostics.compare_loo({"scale=1": good, "scale=3": bad})
+    assert df.attrs["best"] == "scale=1"
+    assert list(df.index) == ["scale=1", "scale=3"]
+    assert "elpd_loo" in df.columns and isinstance(df.attrs["warnings"], list)
+
+
+def test_compare_loo_needs_two_models():
+    with pytest.raises(ValueError, match="models must be a dict of at least two"):
+        diagnostics.compare_loo({"only": None})

@@ -1,11 +1,10 @@
-"""The ArviZ bridge on a conjugate Normal-mean model, where everything has a closed form.
+"""pyrogen.diagnostics.inference_data (to_inference_data) on a conjugate Normal-mean model,
+where everything has a closed form.
 
 Model: mu ~ N(0, 1), x_j ~ N(mu, 1) in the plate "data". Posterior N(sum x / (n + 1),
 1 / (n + 1)); leave-one-out predictive p(x_j | x_-j) = N(x_j; m_-j, 1 + v_-j).
 """
 
-import math
-import types
 
 import numpy as np
 import pyro
@@ -16,8 +15,8 @@ from pyro.infer import MCMC, NUTS
 
 from pyrogen import diagnostics
 
-from .diagnostics._models import data, exact_posterior_draws
-from .diagnostics._models import pyro_model as model
+from ._models import data, exact_posterior_draws
+from ._models import pyro_model as model
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +56,6 @@ def test_list_of_runs_become_chains_and_summary(mcmc_runs):
     assert np.isfinite(df.loc["mu", "r_hat"])
 
 
-def test_vectorized_and_replayed_log_likelihood_agree():
-    x = data(7)
-    flat = {"mu": torch.linspace(-1, 1, 5, dtype=torch.float64)}
-    vec = diagnostics._loglik_vectorized(model, flat, ["x"], (x,), {}, {"x": (7,)})
-    loop = diagnostics._loglik_loop(model, flat, ["x"], (x,), {})
-    torch.testing.assert_close(vec["x"], loop["x"])
-    torch.testing.assert_close(loop["x"], dist.Normal(flat["mu"][:, None], 1.0).log_prob(x))
-
-
 def test_from_svi_guide_uses_predictive():
     x = data()
     guide = pyro.infer.autoguide.AutoNormal(model)
@@ -83,35 +73,6 @@ def test_from_svi_guide_uses_predictive():
     assert abs(float(idata.posterior["mu"].mean()) - float(x.sum()) / (n + 1)) < 0.1
 
 
-def test_psis_loo_matches_exact_leave_one_out():
-    """4000 exact posterior draws: PSIS-LOO equals the closed-form LOO to Monte Carlo error
-    (tolerance 0.05 nats on the sum of 20 terms; the PSIS error here is ~0.005)."""
-    x = data()
-    n = x.shape[0]
-    idata = diagnostics.to_inference_data(exact_posterior_draws(x, 4, 1000), model=model,
-                                          model_args=(x,))
-    res, messages = diagnostics.loo(idata)
-    exact = 0.0
-    for j in range(n):
-        rest = torch.cat([x[:j], x[j + 1:]])
-        m, v = float(rest.sum()) / n, 1.0 / n  # posterior from n-1 points: (n-1)+1 = n
-        exact += float(dist.Normal(m, math.sqrt(1 + v)).log_prob(x[j]))
-    assert abs(diagnostics.loo_numbers(res)["elpd_loo"] - exact) < 0.05
-    assert messages == []
-
-
-def test_compare_loo_prefers_the_true_noise_scale():
-    x = data(40)
-    good = diagnostics.to_inference_data(exact_posterior_draws(x, 2, 500), model=model,
-                                         model_args=(x,))
-    bad = diagnostics.to_inference_data(exact_posterior_draws(x, 2, 500), model=model,
-                                        model_args=(x,), model_kwargs={"scale": 3.0})
-    df = diagnostics.compare_loo({"scale=1": good, "scale=3": bad})
-    assert df.attrs["best"] == "scale=1"
-    assert list(df.index) == ["scale=1", "scale=3"]
-    assert "elpd_loo" in df.columns and isinstance(df.attrs["warnings"], list)
-
-
 def test_dims_override_and_extra_posterior():
     x = data(5)
     idata = diagnostics.to_inference_data(
@@ -122,24 +83,6 @@ def test_dims_override_and_extra_posterior():
     assert "mu2" in idata.posterior
 
 
-def test_arviz_1x_call_shape(monkeypatch):
-    """Under arviz >= 1 the groups go to from_dict as one nested dict (no from_pyro)."""
-    calls = {}
-
-    def fake_from_dict(groups, **kwargs):
-        calls["groups"], calls["kwargs"] = groups, kwargs
-        return "datatree"
-
-    fake = types.SimpleNamespace(__version__="1.0.0", from_dict=fake_from_dict)
-    monkeypatch.setattr(diagnostics, "_arviz", lambda: fake)
-    out = diagnostics.from_arrays({"mu": np.zeros((1, 3))},
-                                  log_likelihood={"x": np.zeros((1, 3, 2))},
-                                  observed_data={"x": np.zeros(2)}, dims={"x": ["data"]})
-    assert out == "datatree"
-    assert set(calls["groups"]) == {"posterior", "log_likelihood", "observed_data"}
-    assert calls["kwargs"]["dims"] == {"x": ["data"]}
-
-
 def test_bad_input():
     x = data(5)
     with pytest.raises(TypeError, match="source must be a pyro.infer.MCMC"):
@@ -148,7 +91,3 @@ def test_bad_input():
         diagnostics.to_inference_data(model=model, model_args=(x,))
     with pytest.raises(ValueError, match="model must be given"):
         diagnostics.to_inference_data(exact_posterior_draws(x, 1, 3))
-    with pytest.raises(ValueError, match="models must be a dict of at least two"):
-        diagnostics.compare_loo({"only": None})
-    with pytest.raises(TypeError, match="source must be a pyro.infer.MCMC or a list"):
-        diagnostics.mcmc_sample_stats("nope")

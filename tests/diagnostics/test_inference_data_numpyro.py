@@ -1,15 +1,16 @@
-"""to_inference_data for NumPyro MCMC (multi-chain), NumPyro SVI and dicts of NumPyro draws.
+"""pyrogen.diagnostics.inference_data: to_inference_data for NumPyro MCMC (multi-chain), NumPyro
+SVI and dicts of NumPyro draws.
 
 Closed forms from the conjugate Normal-mean model (see ``_models``); float32 (JAX default), so
 exact comparisons use rtol 1e-5.
 """
 
-import types
 
 import numpy as np
 import pytest
 
 from pyrogen import diagnostics
+from pyrogen.diagnostics.sample_stats import SAMPLE_STATS
 
 from ._models import data, exact_posterior_draws, numpyro_model
 
@@ -51,7 +52,7 @@ def test_mcmc_groups_dims_and_exact_values(nmcmc):
 def test_mcmc_sample_stats(nmcmc):
     x, m, idata = nmcmc
     st = idata.sample_stats
-    assert set(st.data_vars) == set(diagnostics.SAMPLE_STATS)
+    assert set(st.data_vars) == set(SAMPLE_STATS)
     assert st["diverging"].dtype == bool and st["energy"].shape == (2, 100)
     # lp = -potential energy = log joint at the draw (mu unconstrained)
     mu = idata.posterior["mu"].values
@@ -62,13 +63,6 @@ def test_mcmc_sample_stats(nmcmc):
     assert ((2 ** (d - 1) <= n) & (n <= 2 ** d - 1)).all()
     b = diagnostics.bfmi(idata)
     assert b.shape == (2,) and np.isfinite(b).all()
-
-
-def test_default_fields_give_diverging_only():
-    fake = types.SimpleNamespace(get_extra_fields=lambda group_by_chain: {
-        "diverging": np.array([[0, 1, 0]])})
-    st = diagnostics._numpyro_sample_stats(fake)
-    assert set(st) == {"diverging"} and st["diverging"].dtype == bool
 
 
 def test_posterior_predictive_is_fresh_data():

@@ -14,9 +14,10 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from pyro.infer import HMC, MCMC, NUTS
+from pyro.infer import MCMC, NUTS
 
 from pyrogen import diagnostics
+from pyrogen.diagnostics import recording
 
 from ._models import data, pyro_model, pyro_vector_model
 
@@ -82,14 +83,6 @@ def test_kinetic_energy_is_chi2_over_two():
     assert (diagnostics.bfmi(idata) > 0.6).all()
 
 
-def test_plain_kernels_give_diverging_only():
-    x = data(8)
-    st = diagnostics.mcmc_sample_stats(run(HMC(pyro_model, num_steps=3), x, 5, 5))
-    assert set(st) == {"diverging"} and st["diverging"].shape == (1, 5)
-    idata = diagnostics.to_inference_data(run(NUTS(pyro_model), x, 5, 5))
-    assert diagnostics.bfmi(idata) is None
-
-
 def test_sequential_chains_in_one_mcmc():
     """num_chains=2 on one core: Pyro runs the chains one after the other in this process."""
     x = data(8)
@@ -107,3 +100,54 @@ def test_sequential_chains_in_one_mcmc():
         x).sum(-1)
     np.testing.assert_allclose(st["lp"], exact.numpy(), rtol=1e-10)
     assert math.isfinite(float(st["energy"].sum()))
+
+
+# ---------------------------------------------------------------------- the private Pyro API
+def test_private_pyro_api_is_as_recording_nuts_expects():
+    """Fails loudly when Pyro renames, removes or re-signs a private NUTS method, a tree field
+    or an MCMC attribute that pyrogen.diagnostics.recording uses (update recording.py and
+    TESTED_PYRO_VERSIONS together)."""
+    import inspect
+
+    from pyro.infer.mcmc.nuts import _TreeInfo
+
+    for name, params in recording.PRIVATE_NUTS_METHODS.items():
+        assert tuple(inspect.signature(getattr(NUTS, name)).parameters) == params, name
+    assert set(recording.PRIVATE_TREE_FIELDS) <= set(_TreeInfo._fields)
+    recording.check_pyro_private_api()  # raises on a mismatch
+    assert ".".join(pyro.__version__.split(".")[:2]) in recording.TESTED_PYRO_VERSIONS, (
+        f"Pyro {pyro.__version__} is not in TESTED_PYRO_VERSIONS "
+        f"{recording.TESTED_PYRO_VERSIONS}: run these tests and add it"
+    )
+    # MCMC's private run record, read by mcmc_divergences / mcmc_run_args
+    x = data(5)
+    m = MCMC(NUTS(pyro_model), num_samples=3, warmup_steps=2, disable_progbar=True)
+    m.run(x)
+    assert isinstance(m._diagnostics, list) and "divergences" in m._diagnostics[0]
+    assert recording.mcmc_divergences(m, 0) == list(m._diagnostics[0]["divergences"])
+    args, kwargs = recording.mcmc_run_args(m)
+    assert args == (x,) and kwargs == {}
+
+
+def test_changed_private_api_raises_naming_versions(monkeypatch):
+    monkeypatch.setitem(recording.PRIVATE_NUTS_METHODS, "_build_tree", ("self", "renamed"))
+    recording.check_pyro_private_api.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"Pyro .* does not have as expected.*_build_tree"
+                                               r".*written for Pyro 1\.9"):
+            diagnostics.RecordingNUTS(pyro_model)
+    finally:
+        monkeypatch.undo()
+        recording.check_pyro_private_api.cache_clear()
+
+
+def test_untested_pyro_version_warns(monkeypatch):
+    monkeypatch.setattr(recording, "TESTED_PYRO_VERSIONS", ("0.1",))
+    recording.check_pyro_private_api.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=r"tested with Pyro 0\.1, not"):
+            recording.check_pyro_private_api()
+    finally:
+        monkeypatch.undo()
+        recording.check_pyro_private_api.cache_clear()
+

@@ -105,17 +105,6 @@ def test_pyro_mcmc_run_and_one_chain(tmp_path):
     assert rep.divergences["total"] == 0
 
 
-def test_ppc_pvalues_custom_statistic():
-    idata = good_idata()
-    x = idata.observed_data["x"].values
-    res = diagnostics.ppc_pvalues(idata, {"q90": lambda a: np.quantile(a, 0.9)})
-    assert set(res["x"]) == {"q90"}
-    assert res["x"]["q90"]["observed"] == pytest.approx(np.quantile(x, 0.9))
-    rep = idata.posterior_predictive["x"].values.reshape(-1, x.size)
-    expected = np.mean(np.quantile(rep, 0.9, axis=1) >= np.quantile(x, 0.9))
-    assert res["x"]["q90"]["p_value"] == pytest.approx(expected)
-
-
 def test_bad_report_arguments(tmp_path):
     idata = good_idata()
     with pytest.raises(ValueError, match="var_names must name posterior variables"):
