@@ -8,6 +8,7 @@ from .energy import (
     EnergyBasedDistribution,
     enumerate_binary_states,
 )
+from .nade import MADE, NADE, MADEMixture, NADEEnsemble
 from .sources import FactorialSources, GeneralizedNormal
 from .transforms import MatrixTransform
 
@@ -21,4 +22,8 @@ __all__ = [
     "GeneralizedNormal",
     "FactorialSources",
     "MatrixTransform",
+    "NADE",
+    "NADEEnsemble",
+    "MADE",
+    "MADEMixture",
 ]

@@ -4,6 +4,7 @@ from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .factor import PPCA, FactorAnalysis
 from .ica import ICA
+from .nade import NADEGuide, NADEModel
 from .noisy_ica import BayesianNoisyICA, NoisyICA
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 from .sbn import FVSBN, HelmholtzMachine, SigmoidBeliefNet
@@ -34,4 +35,6 @@ __all__ = [
     "SigmoidBeliefNet",
     "HelmholtzMachine",
     "FVSBN",
+    "NADEModel",
+    "NADEGuide",
 ]

@@ -1,0 +1,218 @@
+"""NADE on the fixed binarized MNIST: training with checkpoints, and log_prob throughput.
+
+Two modes:
+
+``--mode throughput`` (default): images/s of ``pyrogen.distributions.NADE.log_prob`` (forward,
+and forward + backward) against two plain-PyTorch NADEs on the same batch, same dtype and
+threads, timed interleaved by ``harness.compare``: the reference loop over pixels
+(Larochelle & Murray's algorithm, autograd for the gradient) and the one-shot cumulative sum
+over a ``(n, D, H)`` tensor (autograd).
+
+``--mode train``: maximum-likelihood training of ``NADEModel`` by Pyro SVI (``Trace_ELBO`` on
+the empty guide = the exact negative log-likelihood), Adam, one random permutation of the
+50,000 training images per epoch; after every epoch the exact mean log-likelihood of the 10,000
+validation and 10,000 test images is recorded and a checkpoint (model, Adam state, RNG state,
+learning curve) is written atomically to ``--checkpoint``. Run it again with the same
+arguments to resume from the checkpoint. ``--max-minutes`` stops after the first epoch that
+ends past the budget.
+
+Examples::
+
+    python benchmarks/bench_nade.py --mode throughput --threads 1
+    nohup python benchmarks/bench_nade.py --mode train --hidden 500 --epochs 100 \\
+        --checkpoint runs/nade/nade_h500.pt > runs/nade/nade_h500.log 2>&1 &
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import bench_parser, compare, header  # noqa: E402
+
+
+# ------------------------------------------------------------------------------------------------
+# plain-PyTorch NADEs (the comparison)
+# ------------------------------------------------------------------------------------------------
+def plain_loop_logp(x, W, c, V, b):
+    """Reference NADE: one pixel at a time, a (n, H) running pre-activation (autograd)."""
+    n, D = x.shape
+    a = c.expand(n, -1)
+    out = []
+    for d in range(D):
+        h = torch.sigmoid(a)
+        out.append(h @ V[d])
+        a = a + x[:, d : d + 1] * W[:, d]
+    logits = torch.stack(out, -1) + b
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def plain_cumsum_logp(x, W, c, V, b):
+    """One-shot NADE: exclusive cumulative sum over an (n, D, H) tensor (autograd)."""
+    contrib = x.unsqueeze(-1) * W.T
+    a = torch.cumsum(contrib, -2) - contrib + c
+    logits = (torch.sigmoid(a) * V).sum(-1) + b
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def throughput(args):
+    from pyrogen.datasets import load_binarized_mnist
+    from pyrogen.distributions import NADE
+
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    n, H = (20, 50) if args.quick else (args.batch_size, args.hidden)
+    try:
+        x = load_binarized_mnist(args.data, "test", limit=n).x.to(dtype)
+    except FileNotFoundError:
+        x = torch.bernoulli(torch.full((n, 784), 0.13, dtype=dtype))
+    D = x.shape[1]
+    g = torch.Generator().manual_seed(0)
+    params = [
+        (torch.rand(H, D, generator=g, dtype=dtype) - 0.5) * 0.07,
+        torch.zeros(H, dtype=dtype),
+        (torch.rand(D, H, generator=g, dtype=dtype) - 0.5) * 0.09,
+        torch.zeros(D, dtype=dtype),
+    ]
+    params = [p.requires_grad_() for p in params]
+
+    def ours(p=params):
+        return NADE(*p).log_prob(x)
+
+    fns = {"pyrogen NADE": ours, "plain loop": lambda: plain_loop_logp(x, *params),
+           "plain cumsum": lambda: plain_cumsum_logp(x, *params)}
+    ref = plain_loop_logp(x, *params)
+    for k, f in fns.items():
+        err = float((f() - ref).abs().max())
+        print(f"{k}: max |log p - reference| = {err:.2e}")
+    reps = 2 if args.quick else (args.repeats or 5)
+
+    def fwd(f):
+        def run():
+            with torch.no_grad():
+                return f()
+        return run
+
+    def fwd_bwd(f):
+        def run():
+            for p in params:
+                p.grad = None
+            f().sum().backward()
+        return run
+
+    for label, wrap in (("log_prob forward (no grad)", fwd), ("forward + backward", fwd_bwd)):
+        cmp = compare({k: wrap(f) for k, f in fns.items()}, repeats=reps, warmup=args.warmup,
+                      baseline="plain loop", title=f"{label}: batch {n}, D={D}, H={H}, {dtype}",
+                      print_fn=None)
+        print(cmp.table(extra={k: f"{n / t.median:,.0f} images/s"
+                               for k, t in cmp.timings.items()}))
+
+
+# ------------------------------------------------------------------------------------------------
+# training with checkpoints
+# ------------------------------------------------------------------------------------------------
+def train(args):
+    import pyro
+    import pyro.infer
+    import pyro.optim
+
+    from pyrogen._io import atomic_torch_save, atomic_write_text
+    from pyrogen.datasets import load_binarized_mnist
+    from pyrogen.models import NADEModel
+
+    limit = 500 if args.quick else None
+    tr = load_binarized_mnist(args.data, "train", limit=limit)
+    va = load_binarized_mnist(args.data, "valid", limit=limit)
+    te = load_binarized_mnist(args.data, "test", limit=limit)
+    xtr, xva, xte = tr.x.float(), va.x.float(), te.x.float()
+    H = 20 if args.quick else args.hidden
+    epochs = 2 if args.quick else args.epochs
+    pyro.clear_param_store()
+    model = NADEModel(784, H, order_agnostic=args.order_agnostic,
+                      num_orderings=args.num_orderings, seed=args.seed)
+    model.initialize_from_data(xtr)
+    model.data_info = dict(tr.info)
+    optim = pyro.optim.Adam({"lr": args.lr})
+    svi = pyro.infer.SVI(model.model, model.guide, optim, pyro.infer.Trace_ELBO())
+    state = {"epoch": 0, "curve": [], "seconds": 0.0}
+    ckpt = args.checkpoint
+    if ckpt and os.path.exists(ckpt):
+        saved = torch.load(ckpt, weights_only=True)
+        if saved["config"] != model.config:
+            raise SystemExit(f"{ckpt} holds config {saved['config']}, not {model.config}")
+        model.load_state_dict(saved["state_dict"])
+        svi.step(xtr[:2], num_data=xtr.shape[0])  # creates the optimizer slots...
+        model.load_state_dict(saved["state_dict"])  # ...then undo that step
+        optim.set_state(saved["optim"])
+        torch.set_rng_state(saved["rng"])
+        state = saved["state"]
+        print(f"resumed from {ckpt} at epoch {state['epoch']}", flush=True)
+
+    def evaluate(x):
+        model.eval()
+        v = model.log_likelihood(x, batch_size=500).values
+        model.train()
+        return float(v.mean()), float(v.std() / len(v) ** 0.5)
+
+    n, bs = xtr.shape[0], args.batch_size
+    t_start = time.perf_counter()
+    while state["epoch"] < epochs:
+        t0 = time.perf_counter()
+        perm = torch.randperm(n)
+        total = 0.0
+        for i in range(0, n, bs):
+            total += svi.step(xtr[perm[i : i + bs]], num_data=n) / n
+        nb = (n + bs - 1) // bs
+        state["seconds"] += time.perf_counter() - t0
+        va_ll, va_se = evaluate(xva)
+        te_ll, te_se = evaluate(xte)
+        state["epoch"] += 1
+        row = {"epoch": state["epoch"], "train_nll_running": total / nb, "valid": va_ll,
+               "valid_se": va_se, "test": te_ll, "test_se": te_se,
+               "train_seconds": round(state["seconds"], 1),
+               "load": round(os.getloadavg()[0], 2)}
+        state["curve"].append(row)
+        print(json.dumps(row), flush=True)
+        if ckpt:
+            atomic_torch_save({"config": model.config, "state_dict": model.state_dict(),
+                               "optim": optim.get_state(), "rng": torch.get_rng_state(),
+                               "state": state}, ckpt)
+            model.save(ckpt.replace(".pt", "") + "_model.pt")
+            atomic_write_text(ckpt.replace(".pt", "") + "_curve.json",
+                              json.dumps(state["curve"], indent=1) + "\n")
+        if args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes:
+            print(f"stopping: --max-minutes {args.max_minutes} reached", flush=True)
+            break
+    best = max(state["curve"], key=lambda r: r["valid"]) if state["curve"] else None
+    print("best-valid epoch:", json.dumps(best), flush=True)
+
+
+def main():
+    p = bench_parser("NADE: MNIST training with checkpoints, log_prob throughput")
+    p.add_argument("--mode", choices=("throughput", "train"), default="throughput")
+    p.add_argument("--data", default=os.environ.get("PYROGEN_DATA",
+                                                    "../shared/data/binarized_mnist.npz"))
+    p.add_argument("--hidden", type=int, default=500)
+    p.add_argument("--batch-size", type=int, default=100)
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--order-agnostic", action="store_true")
+    p.add_argument("--num-orderings", type=int, default=1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint", default=None)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads or 1)
+    print(header())
+    (train if args.mode == "train" else throughput)(args)
+
+
+if __name__ == "__main__":
+    main()
