@@ -33,7 +33,8 @@ import torch
 import torch.nn.functional as F
 from pyro.distributions import constraints
 
-from .log_normalizer import Normalizer
+from .._random import normal_ as _normal_
+from .._random import uniform_ as _uniform_
 from .energy import (
     EXACT_SAMPLE_MAX_UNITS,
     BinaryEnergyBasedDistribution,
@@ -42,6 +43,7 @@ from .energy import (
     chunked_logsumexp,
     enumerate_binary_states,
 )
+from .log_normalizer import Normalizer
 
 __all__ = ["BoltzmannMachine", "RBM", "GaussianBernoulliRBM"]
 
@@ -79,7 +81,7 @@ def _bernoulli_probs_(p, out=None, generator=None):
     ``U ~ Uniform[0, 1)`` drawn in place (into ``out`` when given, else a new tensor; about 3x
     faster on CPU than ``torch.bernoulli``)."""
     u = torch.empty_like(p) if out is None else out
-    u.uniform_(generator=generator)
+    _uniform_(u, generator)  # a ChainRNG, a torch.Generator or None
     return u.lt_(p)
 
 
@@ -282,11 +284,21 @@ class BoltzmannMachinePath:
 
     def init(self, num_chains, generator=None):
         p = torch.sigmoid(self.base_logits).expand(num_chains, *self.base_logits.shape)
-        return torch.bernoulli(p, generator=generator)
+        return _bernoulli_probs_(p, generator=generator)
 
     def log_density(self, x, beta):
         U, b = self._params(beta)
         return (x * torch.matmul(U, x.unsqueeze(-1)).squeeze(-1)).sum(-1) + (x * b).sum(-1)
+
+    #: binary events (the engine's single-site kernels apply)
+    binary = True
+
+    def conditional_logits(self, x, i, beta):
+        r"""Logit of :math:`x_i = 1` given the rest at ``beta``:
+        :math:`b_{\beta,i} + 2\beta\sum_j U_{ij} x_j` (used by the engine's
+        ``SingleSiteGibbs``)."""
+        U, b = self._params(beta)
+        return b[..., i] + 2.0 * (x * U[..., i, :]).sum(-1)
 
     def transition(self, x, beta, generator=None):
         U, b = self._params(beta)
@@ -880,10 +892,7 @@ def _gbrbm_gibbs(W, b, c, sigma, v, num_steps, beta=1.0, generator=None):
         for _ in range(num_steps):
             h = _bernoulli(c + beta * _vW(v / var, W), generator)
             mean = b + beta * _Wh(W, h)
-            noise = torch.randn(
-                mean.shape, dtype=mean.dtype, device=mean.device, generator=generator
-            )
-            v = mean + sigma * noise
+            v = mean + sigma * _normal_(torch.empty_like(mean), generator)
         return v
 
 
@@ -907,10 +916,8 @@ class GaussianBernoulliRBMPath:
 
     def init(self, num_chains, generator=None):
         shape = (num_chains, *self.visible_bias.shape)
-        noise = torch.randn(
-            shape, dtype=self.weight.dtype, device=self.weight.device, generator=generator
-        )
-        return self.visible_bias + self.sigma * noise
+        noise = torch.empty(shape, dtype=self.weight.dtype, device=self.weight.device)
+        return self.visible_bias + self.sigma * _normal_(noise, generator)
 
     def log_density(self, v, beta):
         var = self.sigma**2

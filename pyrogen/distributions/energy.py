@@ -183,12 +183,13 @@ class EnergyBasedDistribution(TorchDistribution):
     def annealing_path(self, base=None, data: torch.Tensor | None = None):
         r"""The AIS path from a tractable base to this distribution.
 
-        Default: :class:`pyrogen.infer.ais.GeometricPath`,
+        Default: :class:`pyrogen.distributions.paths.GeometricPath` (data: this module does
+        not import the engine, which consumes the path),
         :math:`f_\beta = p_0^{1-\beta} \tilde p^{\beta}`, from ``base`` (default
         :meth:`base_distribution` fitted to ``data``), with the distribution's
         :meth:`tempered_transition` as kernel when it defines one.
         """
-        from ..infer.ais import GeometricPath
+        from .paths import GeometricPath
 
         base = self.base_distribution(data) if base is None else base
         return GeometricPath(base, self._detached_unnormalized_log_prob, kernel=self._path_kernel())

@@ -38,7 +38,6 @@ import time
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import pyro
@@ -47,6 +46,7 @@ import torch
 from pyro.nn import PyroModule
 from tqdm.auto import tqdm
 
+from .._history import FitHistory
 from .._io import atomic_torch_save
 from .._validation import check_data, check_float, check_int
 from ..exceptions import ConvergenceWarning
@@ -100,47 +100,7 @@ def register_model(name: str):
     return deco
 
 
-@dataclass
-class FitHistory:
-    """What :meth:`GenerativeModel.fit` returns.
-
-    Attributes
-    ----------
-    method : str
-        The training method (``"svi"``, ``"em"``, ``"closed_form"``, ...).
-    losses : list of float
-        Per step (or per EM iteration) loss; for SVI the negative ELBO per example (nats).
-    metrics : dict of str -> list
-        The model's own diagnostics per step/epoch (e.g. ``"log_likelihood"``, ``"kl"``).
-    seconds : float
-        Wall-clock training time.
-    converged : bool or None
-        For iterative closed-form methods, whether the tolerance was reached.
-    info : dict
-        Anything else (number of steps, data identity, ...).
-    """
-
-    method: str
-    losses: list = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-    seconds: float = 0.0
-    converged: bool | None = None
-    info: dict = field(default_factory=dict)
-
-    def log(self, **values):
-        for k, v in values.items():
-            self.metrics.setdefault(k, []).append(float(v))
-
-    def to_dict(self) -> dict:
-        return {
-            "method": self.method,
-            "final_loss": self.losses[-1] if self.losses else None,
-            "num_steps": len(self.losses),
-            "seconds": self.seconds,
-            "converged": self.converged,
-            "metrics": {k: v[-1] for k, v in self.metrics.items() if v},
-            **{k: v for k, v in self.info.items() if isinstance(v, (int, float, str, bool))},
-        }
+# FitHistory lives in pyrogen._history (below the models: pyrogen.numpyro returns it too)
 
 
 #: per-thread state of the constructor being run (see ``GenerativeModel.__init_subclass__``)

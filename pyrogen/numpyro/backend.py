@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import torch
 
-from ..models.base import FitHistory
+from .._history import FitHistory
 from .mcmc import run_nuts, sample_stats
 from .models import bayesian_fa, bayesian_ppca
 

@@ -13,12 +13,24 @@ from .base import (
     KernelInfo,
     KernelState,
     TransitionKernel,
-    resolve_kernel,
     select_chains,
 )
 from .defaults import DEFAULT_NUM_BETAS
+from .kernels import (
+    BinaryMetropolis,
+    BlockGibbs,
+    RandomWalkMetropolis,
+    SingleSiteGibbs,
+    resolve_kernel,
+)
 from .loop import AISInfo, AISResult, AISState, SMCResult, ais, ais_init, ais_step, make_rng, smc
-from .paths import GeometricPath, RBMBaseRatePath, base_rate_visible_bias
+from .paths import (
+    DBMPath,
+    GeometricPath,
+    RBMBaseRatePath,
+    RBMInterpolationPath,
+    base_rate_visible_bias,
+)
 from .reverse import RAISEResult, reverse_ais
 from .schedules import SM_SCHEDULE_SEGMENTS, check_betas, schedule
 
@@ -44,6 +56,12 @@ __all__ = [
     "smc",
     "make_rng",
     "GeometricPath",
+    "DBMPath",
+    "RBMInterpolationPath",
+    "BlockGibbs",
+    "SingleSiteGibbs",
+    "BinaryMetropolis",
+    "RandomWalkMetropolis",
     "RBMBaseRatePath",
     "base_rate_visible_bias",
     "RAISEResult",

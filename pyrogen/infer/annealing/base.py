@@ -6,7 +6,7 @@ Layout of :mod:`pyrogen.infer.annealing` (one mechanism each):
 module             contents
 =================  ===========================================================================
 ``base``           this protocol: :class:`AnnealingPath`, :class:`Kernel`, :class:`KernelState`,
-                   :class:`KernelInfo`, :class:`AISWarning`, :func:`resolve_kernel`
+                   :class:`KernelInfo`, :class:`AISWarning`
 ``defaults``       the module constants the defaults of ``ais``/``smc``/``AIS()`` read
 ``schedules``      fixed schedules (:func:`schedule`) and their validation
 ``kernels``        discrete kernels: block Gibbs, single-site Gibbs, binary Metropolis
@@ -63,7 +63,6 @@ __all__ = [
     "KernelInfo",
     "TransitionKernel",
     "AISWarning",
-    "resolve_kernel",
     "select_chains",
     "ChainRNG",
     "uniform_",
@@ -217,22 +216,6 @@ class TransitionKernel:
 
 def _batch_dims(path) -> int:
     return len(path.log_z0.shape)
-
-
-def resolve_kernel(path, kernel=None):
-    """The kernel to anneal ``path`` with: ``kernel`` if given, else ``path.default_kernel()``,
-    else a :class:`TransitionKernel` on ``path.transition``."""
-    if kernel is not None:
-        ok = callable(getattr(kernel, "init", None)) and callable(getattr(kernel, "step", None))
-        if not ok:
-            raise TypeError(
-                "kernel must have init(x) and step(generator, state, beta) (a pyrogen.infer."
-                f"annealing Kernel). Got {type(kernel).__name__} instead."
-            )
-        return kernel
-    if callable(getattr(path, "default_kernel", None)):
-        return path.default_kernel()
-    return TransitionKernel(path)
 
 
 def select_chains(tree, index: torch.Tensor, num_chains: int, batch_shape: torch.Size):

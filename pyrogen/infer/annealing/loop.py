@@ -83,7 +83,8 @@ from ..._random import ChainRNG
 from ..._validation import check_float, check_int
 from ...evaluation import log_mean_exp
 from . import defaults
-from .base import AISWarning, AnnealingPath, _field_docs, resolve_kernel, select_chains
+from .base import AISWarning, AnnealingPath, _field_docs, select_chains
+from .kernels import resolve_kernel
 from .schedules import check_betas
 
 __all__ = [

@@ -6,10 +6,12 @@ from typing import NamedTuple
 
 import torch
 
+from ..._random import derived_seed
 from ..._validation import check_int
 from ...evaluation import log_mean_exp
 from .base import AnnealingPath, _field_docs
-from .loop import _call
+from .kernels import resolve_kernel
+from .loop import _call, _check_increment, make_rng
 from .schedules import check_betas as _check_betas
 
 __all__ = ["RAISEResult", "reverse_ais"]
@@ -46,6 +48,8 @@ def reverse_ais(
     *,
     generator: torch.Generator | None = None,
     chunk_size: int | None = None,
+    kernel=None,
+    seed: int | None = None,
 ) -> RAISEResult:
     r"""RAISE: reverse annealed importance sampling of :math:`\log p(x)` at data points.
 
@@ -85,10 +89,17 @@ def reverse_ais(
     num_chains : int
         Reverse chains per data point.
     generator : torch.Generator, optional
-        Source of randomness.
+        Source of randomness (one stream).
     chunk_size : int, optional
         Number of data points processed together (memory is
         ``num_chains * chunk_size * event_size``); default all.
+    kernel : Kernel, optional
+        The forward kernel (default: :func:`~pyrogen.infer.annealing.resolve_kernel`); the
+        reverse chain uses ``kernel.reverse()`` when it has one (single-site Gibbs in reverse
+        order), else the kernel itself, which must then be reversible.
+    seed : int, optional
+        Seeds chain-block generators (:class:`~pyrogen._random.ChainRNG`), one per chunk of
+        data points (derived from ``(seed, first row of the chunk)``).
 
     Returns
     -------
@@ -112,9 +123,18 @@ def reverse_ais(
         )
     n = data.shape[0]
     chunk_size = n if chunk_size is None else check_int(chunk_size, "chunk_size", low=1)
-    reverse = getattr(path, "reverse_transition", path.transition)
-    # a reversible kernel (no reverse_transition) lets the fused forward step serve backwards
-    fused = hasattr(path, "anneal_step") and not hasattr(path, "reverse_transition")
+    user_kernel = kernel is not None
+    kernel = resolve_kernel(path, kernel)
+    rev_kernel = kernel.reverse() if callable(getattr(kernel, "reverse", None)) else kernel
+    # a reversible default kernel lets the path's fused forward step serve backwards
+    fused = (
+        not user_kernel
+        and callable(getattr(path, "anneal_step", None))
+        and not callable(getattr(path, "reverse_transition", None))
+        and rev_kernel is kernel
+    )
+    if seed is not None and generator is not None:
+        raise ValueError("give either seed or generator, not both. Got both.")
     rev_betas = betas[::-1]
     log_z0 = path.log_z0.detach().double()
     out = []
@@ -123,18 +143,26 @@ def reverse_ais(
         nc = chunk.shape[0]
         x = chunk.unsqueeze(0).expand(num_chains, *chunk.shape).reshape(-1, *chunk.shape[1:])
         x = x.clone()
+        rng = generator
+        if seed is not None:
+            rng = make_rng(x.shape[0], seed=derived_seed(seed, start), device=x.device)
         log_w = path.log_density(x, 1.0).double() - log_z0
-        x = _call(reverse, x, rev_betas[0], generator=generator)
+        kstate = rev_kernel.init(x)
+        kstate, _ = rev_kernel.step(rng, kstate, rev_betas[0])
+        x = kstate.position
         for k in range(1, len(rev_betas)):
             b_hi, b_lo = rev_betas[k - 1], rev_betas[k]
             last = k == len(rev_betas) - 1
             if fused and not last:
                 # increment log f_lo(x) - log f_hi(x), then the move at b_lo, in one pass
-                x, inc = _call(path.anneal_step, x, b_hi, b_lo, generator=generator)
+                x, inc = _call(path.anneal_step, x, b_hi, b_lo, generator=rng)
             else:
                 inc = path.log_density(x, b_lo) - path.log_density(x, b_hi)
                 if not last:
-                    x = _call(reverse, x, b_lo, generator=generator)
+                    kstate = rev_kernel.init(x) if fused else kstate._replace(position=x)
+                    kstate, _ = rev_kernel.step(rng, kstate, b_lo)
+                    x = kstate.position
+            _check_increment(inc, b_lo, k, len(rev_betas))
             log_w = log_w + inc.double()
         out.append(log_w.reshape(num_chains, nc, *log_w.shape[1:]))
     log_w = torch.cat(out, dim=1)
