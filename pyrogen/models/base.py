@@ -325,6 +325,7 @@ class GenerativeModel(PyroModule):
         data_info: dict | None = None,
         model=None,
         guide=None,
+        tol_name: str = "tol",
     ) -> FitHistory:
         """``pyro.infer.SVI`` with ``pyro.optim.Adam`` over :meth:`_train`.
 
@@ -348,7 +349,8 @@ class GenerativeModel(PyroModule):
             return svi.step(x[idx], num_data=n) / n
 
         return self._train(step, history, n=n, batch_size=batch_size, num_steps=num_steps,
-                           lr=lr, tol=tol, progress=progress, callback=callback)
+                           lr=lr, tol=tol, progress=progress, callback=callback,
+                           device=x.device, tol_name=tol_name)
 
     def _train(
         self,
@@ -363,12 +365,15 @@ class GenerativeModel(PyroModule):
         tol: float | None = DEFAULT_TOL,
         window: int = DEFAULT_WINDOW,
         patience: int = DEFAULT_PATIENCE,
+        floor: float = 1.0,
         max_seconds: float | None = None,
         progress: bool = True,
         callback: Callable[[int, float], Any] | None = None,
         on_epoch: Callable[[int], dict | None] | None = None,
         device: torch.device | None = None,
         desc: str | None = None,
+        limit_name: str | None = None,
+        tol_name: str | None = "tol",
     ) -> FitHistory:
         r"""The one training loop of every iterative ``fit``.
 
@@ -386,8 +391,10 @@ class GenerativeModel(PyroModule):
         * **convergence** (when ``tol`` is not ``None``): the losses are averaged over windows
           of whole epochs of at least ``window`` steps; with :math:`\bar\ell_k` the mean over
           window :math:`k` and :math:`b` the best earlier window mean, window :math:`k`
-          improves when :math:`\bar\ell_k < b - \mathrm{tol}\cdot\max(|b|, 1)` (relative,
-          with a 1-nat floor for losses near 0). After ``patience`` windows in a row without
+          improves when :math:`\bar\ell_k < b - \mathrm{tol}\cdot\max(|b|, f)` (relative,
+          with a floor :math:`f` = ``floor``, 1 nat by default, for losses near 0; monotone
+          EM-like methods pass ``window=1, patience=1`` and their own ``tol`` and ``floor``).
+          After ``patience`` windows in a row without
           improvement the loop stops and ``history.converged`` is ``True``. If the steps run
           out first (or were fewer than ``patience + 1`` windows, too few to judge),
           ``history.converged`` is ``False`` and a :class:`~pyrogen.ConvergenceWarning` says
@@ -399,6 +406,10 @@ class GenerativeModel(PyroModule):
           ``False`` and the warning names the time budget), and ``history``: ``losses`` per
           step, ``seconds``, ``converged``, ``info["num_steps_run"]``, ``info["num_epochs_run"]``
           and the stopping rule (``tol``, ``window``, ``patience``).
+
+        ``limit_name`` / ``tol_name``: the ``fit`` arguments the warning tells the user to
+        change (default ``num_steps`` or ``num_epochs``, and ``tol``; ``tol_name=None`` when
+        the method has no untested mode).
         """
         if (num_steps is None) == (num_epochs is None):
             raise ValueError("_train needs exactly one of num_steps and num_epochs.")
@@ -411,6 +422,7 @@ class GenerativeModel(PyroModule):
             tol = check_float(tol, "tol", 0.0, None, "cc")
             window = check_int(window, "window", low=1)
             patience = check_int(patience, "patience", low=1)
+            floor = check_float(floor, "floor", 0.0, None, "cc")
         window_epochs = math.ceil(window / per_epoch)
         history.info.update(tol=tol)
         if tol is not None:
@@ -454,7 +466,7 @@ class GenerativeModel(PyroModule):
                         window_epochs * per_epoch
                     )
                     means.append(mean)
-                    if not math.isfinite(best) or mean < best - tol * max(abs(best), 1.0):
+                    if not math.isfinite(best) or mean < best - tol * max(abs(best), floor):
                         best, bad = mean, 0
                     else:
                         bad += 1
@@ -483,10 +495,12 @@ class GenerativeModel(PyroModule):
                     f"{window_epochs * per_epoch} steps still improved (last means "
                     f"{', '.join(f'{m:.4g}' for m in means[-3:])})"
                 )
+            budget = limit_name or ("num_epochs" if num_epochs is not None else "num_steps")
+            advice = f"raise {budget}" + ("" if lr is None else " or lr")
+            if tol_name:
+                advice += f", or pass {tol_name}=None to run a fixed number of steps untested"
             warnings.warn(
-                f"{name}: fit stopped before converging ({why}; tol={tol}). Train longer "
-                "(num_steps / num_epochs) or with a larger lr; tol=None runs a fixed number of "
-                "steps without this test.",
+                f"{name}: fit stopped before converging ({why}; tol={tol}); {advice}.",
                 ConvergenceWarning,
                 stacklevel=_user_stacklevel(),
             )

@@ -58,7 +58,7 @@ from ..distributions.transforms import MatrixTransform, check_invertible
 from ..evaluation import LogLikelihood
 from ._ica_solvers import fastica_symmetric, lbfgs_minimize, seeded_orthogonal
 from ._ica_sources import GENNORM_SHAPE_BOUNDS, SOURCES, SourceMixin, config_source
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 from .ica_stats import NonIdentifiableWarning, amari_distance, gaussianity_test, warn_if_gaussian
 
 # GeneralizedNormal, FactorialSources, MatrixTransform, NonIdentifiableWarning, amari_distance,
@@ -281,7 +281,7 @@ class ICA(SourceMixin, GenerativeModel):
         batch_size: int | None = None,
         seed: int | None = None,
         n_init: int = 1,
-        tol: float = 1e-7,
+        tol: float | str | None = "auto",
         polish_steps: int = 50,
         check_identifiability: bool = True,
         alpha: float = 0.01,
@@ -316,9 +316,13 @@ class ICA(SourceMixin, GenerativeModel):
         n_init : int
             Restarts from different random rotations; the one with the highest training
             log-likelihood is kept (ML over restarts).
-        tol : float
+        tol : float, "auto" or None
             L-BFGS tolerance on the change of the mean negative log-likelihood (and, for
-            ``"fixed_point"``, on :math:`\max_i 1 - |\langle u_i^{new}, u_i\rangle|`).
+            ``"fixed_point"``, on :math:`\max_i 1 - |\langle u_i^{new}, u_i\rangle|`);
+            ``"auto"``: 1e-7. ``"svi"``: the shared training loop's convergence test
+            (:meth:`~pyrogen.models.base.GenerativeModel._train`: windowed mean loss, relative;
+            ``"auto"``: 1e-4; ``None``: exactly ``num_steps`` steps, no test), with a
+            ``ConvergenceWarning`` when the steps run out first.
         polish_steps : int
             ``"fixed_point"`` only: L-BFGS iterations of the exact likelihood after the
             fixed-point stage (``0``: none).
@@ -343,7 +347,15 @@ class ICA(SourceMixin, GenerativeModel):
         method = check_choice(method, "method", self.fit_methods())
         x = self._check_x(x, min_rows=self.n_components + 1)
         n_init = check_int(n_init, "n_init", low=1)
-        tol = check_float(tol, "tol", 0.0, None, "cc")
+        if isinstance(tol, str) and tol == "auto":
+            tol = DEFAULT_TOL if method == "svi" else 1e-7
+        elif tol is None and method != "svi":
+            raise ValueError(
+                f"tol=None (no convergence test) applies to method='svi' only. Got tol=None "
+                f"with method={method!r}; pass a float or 'auto'."
+            )
+        if tol is not None:
+            tol = check_float(tol, "tol", 0.0, None, "cc")
         polish_steps = check_int(polish_steps, "polish_steps", low=0)
         alpha = check_float(alpha, "alpha", 0.0, 1.0, "oo")
         if seed is not None:
@@ -380,6 +392,7 @@ class ICA(SourceMixin, GenerativeModel):
                     lr=0.02 if lr is None else lr,
                     batch_size=batch_size,
                     loss=loss,
+                    tol=tol,
                     progress=progress,
                     callback=callback,
                 )

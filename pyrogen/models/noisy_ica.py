@@ -25,7 +25,7 @@ from .._validation import check_choice, check_float, check_int
 from ..evaluation import LogLikelihood, log_mean_exp
 from ._ica_solvers import seeded_orthogonal
 from ._ica_sources import SourceMixin, config_source
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 from .ica import ICA
 from .ica_stats import gaussianity_test, warn_if_gaussian
 
@@ -58,6 +58,10 @@ class NoisyICA(SourceMixin, GenerativeModel):
         Width of the encoder's hidden layer (``None``: linear encoder).
     df : float
         Degrees of freedom of ``"student_t"``.
+    seed : int or None
+        Seeds the random initial encoder weights (the global random state is left as it was);
+        ``None`` draws them from torch's global random state. ``fit(seed=...)`` seeds the
+        training; see :class:`~pyrogen.models.base.GenerativeModel`.
 
     Notes
     -----
@@ -77,6 +81,7 @@ class NoisyICA(SourceMixin, GenerativeModel):
         noise: str = "diagonal",
         hidden_dim: int | None = None,
         df: float = 5.0,
+        seed: int | None = 0,
     ):
         d = check_int(n_features, "n_features", low=1)
         k = check_int(n_components, "n_components", low=1)
@@ -90,6 +95,7 @@ class NoisyICA(SourceMixin, GenerativeModel):
             noise=noise,
             hidden_dim=hidden_dim,
             df=float(df) if isinstance(df, numbers.Real) else df,
+            seed=None if seed is None else check_int(seed, "seed", low=0),
         )
         self.n_components = k
         self._init_source(source, df, k)
@@ -156,11 +162,13 @@ class NoisyICA(SourceMixin, GenerativeModel):
 
     # ------------------------------------------------------------------ protocol verbs
     def fit(self, x, *, method: str = "svi", num_steps: int = 1000, lr: float = 0.01,
-            batch_size: int | None = None, loss=None, seed: int | None = None,
-            progress: bool = True, callback=None, data_info: dict | None = None,
-            init: str | None = "ica", check_identifiability: bool = True,
-            alpha: float = 0.01) -> FitHistory:
-        """Fit by SVI (ELBO); see :meth:`GenerativeModel.fit` for the other arguments.
+            batch_size: int | None = None, loss=None, tol: float | None = DEFAULT_TOL,
+            seed: int | None = None, progress: bool = True, callback=None,
+            data_info: dict | None = None, init: str | None = "ica",
+            check_identifiability: bool = True, alpha: float = 0.01) -> FitHistory:
+        """Fit by SVI (ELBO); see :meth:`GenerativeModel.fit` for the other arguments
+        (``num_steps`` is the maximum; ``tol`` the shared training loop's convergence test,
+        with a ``ConvergenceWarning`` when the steps run out first).
 
         ``init`` chooses the starting point: ``"pca"`` sets :math:`b` to the data mean,
         :math:`W` to the top-``K`` principal axes scaled by their standard deviations (randomly
@@ -187,14 +195,13 @@ class NoisyICA(SourceMixin, GenerativeModel):
             )
         alpha = check_float(alpha, "alpha", 0.0, 1.0, "oo")
         x = self._check_x(x, min_rows=2)
-        if seed is not None:
-            pyro.set_rng_seed(check_int(seed, "seed", low=0))
+        self._begin_fit(seed)
         if init is not None:
             self._init_from_data(x, seed)
         if init == "ica" and self.n_components <= self.n_features:
             self._init_from_ica(x, seed)
         hist = self._fit_svi(
-            x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss, seed=None,
+            x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss, tol=tol, seed=None,
             progress=progress, callback=callback, data_info=data_info,
         )
         self._canonicalize()
@@ -386,9 +393,10 @@ class BayesianNoisyICA(NoisyICA):
         hidden_dim: int | None = None,
         df: float = 5.0,
         prior_scale: float = 1.0,
+        seed: int | None = 0,
     ):
         prior_scale = check_float(prior_scale, "prior_scale", 0.0, None, "oo")
-        super().__init__(n_features, n_components, source, noise, hidden_dim, df)
+        super().__init__(n_features, n_components, source, noise, hidden_dim, df, seed=seed)
         self._prior_scale = prior_scale
         self.config["prior_scale"] = prior_scale
 

@@ -55,18 +55,16 @@ References
 from __future__ import annotations
 
 import math
-import time
 
 import pyro
 import pyro.distributions as dist
 import torch
 from pyro.nn import pyro_method
-from tqdm.auto import tqdm
 
 from .._validation import check_choice, check_float, check_int
 from ..evaluation import LogLikelihood, log_mean_exp
 from ..infer.lasso import LASSO_METHODS, LassoResult, solve_lasso
-from .base import FitHistory, GenerativeModel, register_model
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = ["SparseCoding"]
 
@@ -106,6 +104,10 @@ class SparseCoding(GenerativeModel):
         Default number of importance samples of :meth:`log_likelihood`.
     is_df : float
         Degrees of freedom of the Student-t proposal of :meth:`log_likelihood`.
+    seed : int or None
+        Seeds the random initial dictionary (used by SVI; the alternating method initialises
+        from ``init``); the global random state is left as it was. ``None`` draws it from
+        torch's global random state. See :class:`~pyrogen.models.base.GenerativeModel`.
 
     Notes
     -----
@@ -138,6 +140,7 @@ class SparseCoding(GenerativeModel):
         tol: float = 1e-8,
         num_is_samples: int = 500,
         is_df: float = 3.0,
+        seed: int | None = 0,
     ):
         n_features = check_int(n_features, "n_features", low=1)
         n_components = check_int(n_components, "n_components", low=1)
@@ -159,6 +162,7 @@ class SparseCoding(GenerativeModel):
             tol=tol,
             num_is_samples=num_is_samples,
             is_df=is_df,
+            seed=None if seed is None else check_int(seed, "seed", low=0),
         )
         dtype = torch.get_default_dtype()
         d, k = n_features, n_components
@@ -382,7 +386,7 @@ class SparseCoding(GenerativeModel):
         *,
         method: str = "alternating",
         num_iter: int = 50,
-        fit_tol: float = 1e-6,
+        fit_tol: float | str | None = "auto",
         init: str = "svd",
         guide: str | None = None,
         num_steps: int = 1000,
@@ -407,8 +411,12 @@ class SparseCoding(GenerativeModel):
             never increases. ``"svi"``: Pyro SVI on :meth:`model` / :meth:`guide`.
         num_iter : int
             Alternating: maximum outer iterations.
-        fit_tol : float
-            Alternating: stop when the objective decreases by less than ``fit_tol`` relative.
+        fit_tol : float, "auto" or None
+            Alternating: stop when the objective decreases by less than ``fit_tol`` relative
+            (``"auto"``: 1e-6). SVI: the shared training loop's test
+            (:meth:`~pyrogen.models.base.GenerativeModel._train`: windowed mean loss, relative,
+            ``"auto"``: 1e-4); ``None`` runs exactly ``num_steps`` SVI steps without it.
+            A ``ConvergenceWarning`` when the iterations / steps run out first.
         init : {"svd", "data", "random"}
             Alternating: initial dictionary: the top right singular vectors of the (centred when
             ``fit_bias``) data (random unit atoms beyond its rank), unit-normed random data rows,
@@ -438,10 +446,18 @@ class SparseCoding(GenerativeModel):
         x = self._check_x(x)
         if guide is not None:
             self.config["guide"] = check_choice(guide, "guide", GUIDES)
+        if isinstance(fit_tol, str) and fit_tol == "auto":
+            fit_tol = DEFAULT_TOL if method == "svi" else 1e-6
+        elif fit_tol is None and method != "svi":
+            raise ValueError(
+                "fit_tol=None (no convergence test) applies to method='svi' only. Got "
+                f"fit_tol=None with method={method!r}; pass a float or 'auto'."
+            )
         if method == "svi":
             hist = self._fit_svi(
-                x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss, seed=seed,
-                progress=progress, callback=callback, data_info=data_info,
+                x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=loss, tol=fit_tol,
+                seed=seed, progress=progress, callback=callback, data_info=data_info,
+                tol_name="fit_tol",
             )
             hist.info["loss"] = (
                 "negative log joint at the MAP codes per example (not a bound)"
@@ -486,12 +502,10 @@ class SparseCoding(GenerativeModel):
         b = x.mean(0) if self.config["fit_bias"] else torch.zeros_like(self.bias)
         w, scale0 = self._init_dictionary(x, init)
         hist = FitHistory(method="alternating", info={"init": init, "alpha": self.alpha})
-        t0 = time.perf_counter()
-        prev = math.inf
-        converged = False
-        bar = tqdm(range(num_iter), disable=not progress, desc="SparseCoding alternating")
-        n_resampled = 0
-        for it in bar:
+        state = {"w": w, "b": b, "resampled": 0}
+
+        def sweep(it, _):
+            w, b = state["w"], state["b"]
             # first codes of the "svd" init: against the unnormalized S V^T basis, as
             # scikit-learn's DictionaryLearning does (large atoms: nearly least-squares codes)
             w_code = w * scale0 if it == 0 else w
@@ -513,7 +527,7 @@ class SparseCoding(GenerativeModel):
                     row = x[torch.randint(0, n, (1,), device=x.device)][0] - b
                     row = row + 1e-3 * torch.randn_like(row) * (row.norm() + 1.0)
                     w[:, j] = row / row.norm()
-                    n_resampled += 1
+                    state["resampled"] += 1
                     continue
                 w[:, j] = u / un
                 r -= torch.outer(hj, w[:, j])
@@ -521,10 +535,9 @@ class SparseCoding(GenerativeModel):
                 shift = r.mean(0)
                 b = b + shift
                 r = r - shift
+            state["b"] = b
             rec = (r * r).sum(-1)
             l1 = h.abs().sum(-1)
-            obj = float((self.lam * l1 + self.beta * rec).mean())
-            hist.losses.append(obj)
             hist.log(
                 reconstruction=rec.mean(),
                 l1=l1.mean(),
@@ -532,19 +545,16 @@ class SparseCoding(GenerativeModel):
                 lasso_objective=(0.5 * rec + self.alpha * l1).sum(),
                 codes_converged=res.converged.double().mean(),
             )
-            if progress and it % 5 == 0:
-                bar.set_postfix(objective=f"{obj:.4f}")
-            if callback is not None:
-                callback(it, obj)
-            if prev - obj <= fit_tol * abs(obj) and it > 0:
-                converged = True
-                break
-            prev = obj
-        self.weight_raw.copy_(w.to(self.weight_raw))
-        self.bias.copy_(b.to(self.bias))
-        hist.seconds = time.perf_counter() - t0
-        hist.converged = converged
-        hist.info.update(num_iter=len(hist.losses), atoms_resampled=n_resampled)
+            return float((self.lam * l1 + self.beta * rec).mean())
+
+        # each sweep is an exact block minimizer (the objective never increases): converged
+        # when one sweep lowers it by at most fit_tol relative (window 1, patience 1, no floor)
+        self._train(sweep, hist, num_steps=num_iter, tol=fit_tol, window=1, patience=1,
+                    floor=0.0, progress=progress, callback=callback,
+                    desc="SparseCoding alternating", limit_name="num_iter", tol_name=None)
+        self.weight_raw.copy_(state["w"].to(self.weight_raw))
+        self.bias.copy_(state["b"].to(self.bias))
+        hist.info.update(num_iter=len(hist.losses), atoms_resampled=state["resampled"])
         return hist
 
     # ------------------------------------------------------------------ evaluation
