@@ -1,0 +1,275 @@
+"""AIS accuracy and speed against exact answers (issue 14).
+
+Sections (``--only NAME`` runs one; several may be given, comma-separated):
+
+``models``
+    Trains the yardstick RBMs once and caches them under ``--model-dir`` (default
+    ``runs/ais_models/``): 784 visible and 15-22 hidden units, ``BernoulliRBM.fit`` on the 50,000
+    images of the fixed binarized MNIST train split, *differently* (CD-1 and PCD-1, SGD and Adam,
+    few and many epochs, large and small steps, different seeds), each with its exact log Z by
+    enumerating the hidden layer in float64 (:func:`pyrogen.testing.rbm_fixtures.rbm_log_z_exact`).
+``grid``
+    AIS on every model over a grid of chains x temperatures (S&M-shaped schedule, data base rate,
+    float32 particles, float64 weights): error against the exact log Z, reported standard error,
+    ESS and time, over ``--seeds`` seeds per setting.
+``default``
+    ``AIS()`` with no arguments (what a user gets) on every model, ``--seeds`` seeds: error,
+    |error| / reported se, ESS, time; counts the runs within 0.1 nats and within 3 reported se.
+``throughput``
+    AIS on a 784-500 RBM with 1,000 chains: chain-sweeps/s and GFLOP/s (four ``M x V x H``
+    products per sweep, ``4 M V H`` flops... i.e. two products of ``2 M V H``) against the float32
+    matmul throughput of the same two products measured in the same run, interleaved; and the
+    fixed per-temperature cost on 784x20 (time per temperature at 1 and 10 chains).
+``patch``
+    Patch RBMs (784 visible, ~500 hidden units, each hidden unit connected to one patch of the
+    image; exact log Z as a sum of enumerable patch log normalizers, see
+    :mod:`pyrogen.testing.rbm_fixtures`), trained on MNIST: the default's error vs its reported
+    se, an "accurate" setting, and RAISE on test images.
+
+Run from the repository root: ``python benchmarks/bench_ais.py [--only grid] [--quick]``.
+One thread by default (``--threads``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from harness import append_to_file, bench_parser, header  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+DATA = os.environ.get("PYROGEN_DATA") or os.path.join(
+    ROOT, "..", "shared", "data", "binarized_mnist.npz"
+)
+
+#: the yardstick models: name -> (n_hidden, method, epochs, optimizer, lr, seed)
+MODELS = {
+    "cd1-h20-e5-sgd05": (20, "cd", 5, "sgd", 0.05, 0),
+    "pcd1-h20-e20-sgd05": (20, "pcd", 20, "sgd", 0.05, 1),
+    "cd1-h15-e20-sgd2": (15, "cd", 20, "sgd", 0.2, 2),
+    "pcd1-h18-e10-adam001": (18, "pcd", 10, "adam", 0.001, 3),
+    "cd1-h20-e1-sgd01": (20, "cd", 1, "sgd", 0.01, 4),
+    "pcd1-h22-e30-sgd1": (22, "pcd", 30, "sgd", 0.1, 5),
+}
+QUICK_MODELS = {"quick-cd1-h12-e1": (12, "cd", 1, "sgd", 0.05, 0)}
+
+
+def load_x(split="train", limit=None):
+    import torch
+
+    from pyrogen.datasets import load_binarized_mnist
+
+    return load_binarized_mnist(DATA, split, dtype=torch.float32, limit=limit).x
+
+
+def model_specs(args):
+    return QUICK_MODELS if args.quick else MODELS
+
+
+def train_models(args, out):
+    """Train (or load) every yardstick model; returns name -> (model, exact log Z, info)."""
+    import torch
+
+    from pyrogen.models import BernoulliRBM
+    from pyrogen.testing.rbm_fixtures import rbm_log_z_exact
+
+    os.makedirs(args.model_dir, exist_ok=True)
+    x = None
+    models = {}
+    for name, (nh, method, epochs, opt, lr, seed) in model_specs(args).items():
+        path = os.path.join(args.model_dir, name + ".pt")
+        meta_path = os.path.join(args.model_dir, name + ".json")
+        if os.path.exists(path) and os.path.exists(meta_path):
+            m = BernoulliRBM.load(path)
+            with open(meta_path) as f:
+                meta = json.load(f)
+            models[name] = (m, meta["exact_log_z"], meta)
+            continue
+        if x is None:
+            x = load_x("train", 5000 if args.quick else None)
+        n = x.shape[0]
+        m = BernoulliRBM(784, nh, training=method, num_chains=100, seed=seed)
+        m.normalizer(method).refresh_every = 10**9  # the monitoring value is not needed
+        steps = epochs * n // 100
+        t0 = time.perf_counter()
+        m.fit(x, method=method, num_steps=steps, lr=lr, batch_size=100, optimizer=opt,
+              seed=seed, progress=False)
+        t_train = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        exact = rbm_log_z_exact(m.weight, m.visible_bias, m.hidden_bias)
+        t_exact = time.perf_counter() - t0
+        with torch.no_grad():
+            ll = float((m.distribution().unnormalized_log_prob(x[:10000]).double() - exact).mean())
+        meta = dict(
+            name=name, n_hidden=nh, method=method, epochs=epochs, optimizer=opt, lr=lr,
+            seed=seed, n_train=n, exact_log_z=exact, train_seconds=t_train,
+            exact_seconds=t_exact, train_ll_exact=ll,
+        )
+        from pyrogen._io import atomic_write_text
+
+        m.save(path)
+        atomic_write_text(meta_path, json.dumps(meta, indent=1))
+        models[name] = (m, exact, meta)
+        print(f"trained {name}: {meta}", flush=True)
+    lines = [
+        "## yardstick RBMs (784 visible, fixed binarized MNIST train split)",
+        f"{'model':<22} {'H':>3} {'rule':>5} {'epochs':>6} {'opt':>5} {'lr':>6} "
+        f"{'exact log Z':>12} {'train LL':>9}",
+    ]
+    for name, (_, exact, meta) in models.items():
+        lines.append(
+            f"{name:<22} {meta['n_hidden']:>3} {meta['method']:>5} {meta['epochs']:>6} "
+            f"{meta['optimizer']:>5} {meta['lr']:>6} {exact:>12.4f} {meta['train_ll_exact']:>9.2f}"
+        )
+    text = "\n".join(lines)
+    print(text, flush=True)
+    out.append(text)
+    return models
+
+
+# --------------------------------------------------------------------------------------------
+# accuracy grid
+# --------------------------------------------------------------------------------------------
+#: (chains, temperatures) pairs of the grid: chains x temperatures in {100, 300, 1000, 3000,
+#: 10000}^2 up to 1e6 chain-sweeps per run (the larger ones cost minutes a run here)
+GRID = sorted(
+    [(m, k) for m in (100, 300, 1000, 3000, 10000) for k in (100, 300, 1000, 3000, 10000)
+     if m * k <= 10**6],
+    key=lambda mk: (mk[0] * mk[1], mk[1]),
+)
+QUICK_GRID = [(100, 100), (300, 100), (100, 300)]
+
+
+def rbm_path(m):
+    from pyrogen.infer.ais import RBMBaseRatePath
+
+    return RBMBaseRatePath(m.weight.detach(), m.visible_bias.detach(), m.hidden_bias.detach(),
+                           m.base_rate_logits)
+
+
+def timed_ais(path, betas, chains, seed, **kw):
+    """One AIS run: (result, wall seconds, CPU seconds of this thread)."""
+    import torch
+
+    from pyrogen.infer.ais import ais
+
+    gen = torch.Generator().manual_seed(seed)
+    t0, c0 = time.perf_counter(), time.thread_time()
+    with torch.no_grad():
+        r = ais(path, betas, chains, generator=gen, **kw)
+    return r, time.perf_counter() - t0, time.thread_time() - c0
+
+
+def _load_jsonl(path):
+    rows = []
+    if os.path.exists(path):
+        with open(path) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    return rows
+
+
+def _append_jsonl(path, row):
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+def summarize(rows, key_fields, exact_field="exact"):
+    """Per setting: median CPU/wall s, mean err, max |err|, fraction |err| <= 0.1, mean se,
+    fraction |err| <= 3 se, mean ESS."""
+    from collections import defaultdict
+
+    groups = defaultdict(list)
+    for r in rows:
+        groups[tuple(r[k] for k in key_fields)].append(r)
+    out = []
+    for key, rs in groups.items():
+        errs = [r["log_z"] - r[exact_field] for r in rs]
+        ses = [r["se"] for r in rs]
+        out.append(dict(
+            key=key, n=len(rs),
+            cpu=sorted(r["cpu_s"] for r in rs)[len(rs) // 2],
+            wall=sorted(r["wall_s"] for r in rs)[len(rs) // 2],
+            mean_err=sum(errs) / len(errs), max_abs=max(abs(e) for e in errs),
+            within01=sum(abs(e) <= 0.1 for e in errs),
+            mean_se=sum(ses) / len(ses),
+            covered=sum(abs(e) <= 3 * s for e, s in zip(errs, ses)),
+            ess=sum(r["ess"] for r in rs) / len(rs),
+            ess_min=min(r["ess"] for r in rs),
+        ))
+    return out
+
+
+def grid_table(rows, title):
+    lines = [title, f"{'model':<22} {'chains':>6} {'temps':>6} {'CPU s':>7} {'wall s':>7} "
+             f"{'mean err':>8} {'max|err|':>8} {'<=0.1':>6} {'mean se':>8} {'<=3se':>6} "
+             f"{'ESS':>7} {'minESS':>7}"]
+    for s in summarize(rows, ("model", "chains", "temps")):
+        name, m, k = s["key"]
+        lines.append(
+            f"{name:<22} {m:>6} {k:>6} {s['cpu']:>7.2f} {s['wall']:>7.2f} {s['mean_err']:>8.3f} "
+            f"{s['max_abs']:>8.3f} {s['within01']:>3}/{s['n']:<2} {s['mean_se']:>8.3f} "
+            f"{s['covered']:>3}/{s['n']:<2} {s['ess']:>7.1f} {s['ess_min']:>7.1f}"
+        )
+    return "\n".join(lines)
+
+
+def bench_grid(args, out):
+    import warnings
+
+    models = train_models(args, [])
+    store = os.path.join(args.model_dir, "grid_quick.jsonl" if args.quick else "grid.jsonl")
+    done = {(r["model"], r["chains"], r["temps"], r["seed"]) for r in _load_jsonl(store)}
+    grid = QUICK_GRID if args.quick else GRID
+    if args.grid:
+        grid = [tuple(int(v) for v in s.split("x")) for s in args.grid.split(",")]
+    for chains, temps in grid:
+        for seed in range(args.seeds):
+            for name, (m, exact, _) in models.items():
+                if (name, chains, temps, seed) in done:
+                    continue
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    r, wall, cpu = timed_ais(rbm_path(m), temps, chains, seed)
+                row = dict(model=name, chains=chains, temps=temps, seed=seed, exact=exact,
+                           log_z=float(r.log_z), se=float(r.log_z_stderr), ess=float(r.ess),
+                           wall_s=wall, cpu_s=cpu, load=os.getloadavg()[0])
+                _append_jsonl(store, row)
+        print(f"done {chains}x{temps} (load {os.getloadavg()[0]:.1f})", flush=True)
+    rows = [r for r in _load_jsonl(store) if (r["chains"], r["temps"]) in set(grid)]
+    text = grid_table(rows, f"## AIS grid: chains x temperatures ('sm' schedule, data base rate, "
+                      f"float32), {args.seeds} seeds; exact log Z by enumeration")
+    print(text, flush=True)
+    out.append(text)
+
+
+SECTIONS = {"models": train_models, "grid": bench_grid}
+
+
+def main(argv=None):
+    p = bench_parser("AIS accuracy against exact log Z, and AIS throughput against matmul")
+    p.add_argument("--only", default=None, help="comma-separated sections: " + ", ".join(SECTIONS))
+    p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--grid", default=None, help="grid settings, e.g. 1000x300,300x1000")
+    p.add_argument("--model-dir", default=os.path.join(ROOT, "runs", "ais_models"))
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads or 1)
+    only = args.only.split(",") if args.only else list(SECTIONS)
+    for name in only:
+        if name not in SECTIONS:
+            p.error(f"--only must name sections from {list(SECTIONS)}. Got {name!r}.")
+    out = [header()]
+    print(out[0], flush=True)
+    for name in only:
+        SECTIONS[name](args, out)
+    if args.out:
+        append_to_file(args.out, "\n\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
