@@ -13,6 +13,7 @@ from pyrogen.infer.importance import (
     guess_max_plate_nesting,
     importance_log_likelihood,
     log_importance_weights,
+    per_example_log_weights,
 )
 
 NOISE = 0.5
@@ -158,3 +159,103 @@ def test_bad_input(x):
 
     with pytest.raises(ValueError, match="outside the plate 'data'"):
         importance_log_likelihood(gmodel, gguide, x, num_particles=3)
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-example weighting core: masks, scales, the subsampling scale, detached samples
+# ---------------------------------------------------------------------------------------------
+def _masked_model(kind):
+    """z ~ N(0, 1) with guide = prior (log p(z) - log q(z) = 0 exactly) and x ~ N(0, 1)
+    observed, row 1's observation masked out in one of Pyro's three ways."""
+
+    def model(x, mask):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+            d = dist.Normal(torch.zeros_like(x), 1.0)
+            if kind == "poutine.mask":
+                with pyro.poutine.mask(mask=mask):
+                    pyro.sample("x", d, obs=x)
+            elif kind == "Distribution.mask":
+                pyro.sample("x", d.mask(mask), obs=x)
+            else:  # obs_mask: the masked entry becomes a latent site x_unobserved of the model
+                pyro.sample("x", d, obs=x, obs_mask=mask)
+
+    return model
+
+
+def _prior_guide(x, mask):
+    with pyro.plate("data", x.shape[0]):
+        pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+
+
+@pytest.mark.parametrize("kind", ["poutine.mask", "Distribution.mask", "obs_mask"])
+def test_masked_row_has_the_latent_only_log_weight(kind):
+    """Issue 13, bug 2: the unmasked row's log-weight is log N(x_0; 0, 1), the masked row's is
+    the latent-only log-weight, here exactly 0, for every particle, in the core, in
+    log_importance_weights and in importance_log_likelihood."""
+    x = torch.tensor([1.2, 1.2], dtype=torch.float64)
+    mask = torch.tensor([True, False])
+    model = _masked_model(kind)
+    row0 = float(dist.Normal(0.0, 1.0).log_prob(torch.tensor(1.2)))
+    expected = torch.tensor([[row0, 0.0]] * 5, dtype=torch.float64)
+    iw = per_example_log_weights(model, _prior_guide, (x, mask), num_particles=5)
+    torch.testing.assert_close(iw.log_weights, expected)
+    assert iw.data_scale == 1.0 and iw.log_p.shape == iw.log_q.shape == (5, 2)
+    torch.testing.assert_close(
+        log_importance_weights(model, _prior_guide, x, mask, num_particles=5), expected
+    )
+    ll = importance_log_likelihood(model, _prior_guide, (x, mask), num_particles=5)
+    torch.testing.assert_close(ll.values, expected[0])
+
+
+def test_scales_are_kept_and_the_subsampling_scale_is_returned_apart():
+    """poutine.scale(0.5) on the observation halves its contribution; the data plate's N/B is
+    divided out of the weights and returned as data_scale."""
+
+    def model(x, scale, idx=None):
+        with pyro.plate("data", 10, subsample=idx):
+            pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+            with pyro.poutine.scale(scale=scale):
+                pyro.sample("x", dist.Normal(0.0, 1.0), obs=x)
+
+    def guide(x, scale, idx=None):
+        with pyro.plate("data", 10, subsample=idx):
+            pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+
+    x = torch.tensor([0.3, -1.0, 2.0, 0.0, 1.0], dtype=torch.float64)
+    idx = torch.arange(5)
+    full = dist.Normal(0.0, 1.0).log_prob(x)
+    iw = per_example_log_weights(model, guide, (x, 0.5, idx), num_particles=3)
+    torch.testing.assert_close(iw.log_weights, 0.5 * full.expand(3, 5))
+    assert iw.data_scale == pytest.approx(2.0)
+
+
+def test_detach_gives_log_q_at_fixed_samples():
+    """Hierarchical reparametrized guide q(z1) q(z2 | z1): with detach=True the gradient of
+    log q wrt the guide's parameter a is the score at fixed (z1, z2) (no path through z1), and
+    log p carries no gradient to the guide; with detach=False the path is there."""
+    a = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+
+    def model(x):
+        with pyro.plate("data", x.shape[0]):
+            z1 = pyro.sample("z1", dist.Normal(torch.zeros_like(x), 1.0))
+            z2 = pyro.sample("z2", dist.Normal(z1, 1.0))
+            pyro.sample("x", dist.Normal(z2, 0.5), obs=x)
+
+    def guide(x):
+        with pyro.plate("data", x.shape[0]):
+            z1 = pyro.sample("z1", dist.Normal(a * x, 1.0))
+            pyro.sample("z2", dist.Normal(a * z1, 0.8))
+
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    iw = per_example_log_weights(model, guide, (x,), num_particles=4, detach=True)
+    assert not iw.log_p.requires_grad
+    z1 = iw.guide_trace.nodes["z1"]["value"]
+    z2 = iw.guide_trace.nodes["z2"]["value"]
+    assert not z1.requires_grad and not z2.requires_grad
+    (g,) = torch.autograd.grad(iw.log_q.sum(), [a])
+    # d/da [log N(z1; a x, 1) + log N(z2; a z1, 0.8)] at fixed z1, z2
+    score = ((z1 - a * x) * x + (z2 - a * z1) * z1 / 0.8**2).sum()
+    torch.testing.assert_close(g, score.detach())
+    iw = per_example_log_weights(model, guide, (x,), num_particles=4, detach=False)
+    assert iw.log_p.requires_grad and iw.guide_trace.nodes["z2"]["value"].requires_grad

@@ -162,3 +162,24 @@ def test_refuses_global_latents_and_non_reparam_sites(x):
         IWAE_ELBO(num_particles=0)
     with pytest.raises(TypeError, match="num_particles must be an int"):
         IWAE_ELBO(num_particles=2.5)
+
+
+def test_masked_row_contributes_only_its_latent_log_weight():
+    """Issue 13, bug 2: guide = prior (latent log-weights cancel exactly) and row 1's
+    observation masked out: the bound is log N(x_0; 0, 1) + 0 for every draw."""
+
+    def model(x, mask):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+            with pyro.poutine.mask(mask=mask):
+                pyro.sample("x", dist.Normal(0.0, 1.0), obs=x)
+
+    def guide(x, mask):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+
+    x = torch.tensor([1.2, 1.2], dtype=torch.float64)
+    mask = torch.tensor([True, False])
+    expected = -float(dist.Normal(0.0, 1.0).log_prob(torch.tensor(1.2, dtype=torch.float64)))
+    assert IWAE_ELBO(num_particles=3).loss(model, guide, x, mask) == pytest.approx(expected,
+                                                                                  abs=1e-12)

@@ -5,6 +5,7 @@ Statistical tests use fixed seeds and float64 and state their failure rates.
 """
 
 import itertools
+import math
 
 import pyro
 import pyro.distributions as dist
@@ -179,3 +180,24 @@ def test_bad_arguments():
 
     with pytest.raises(ValueError, match="exactly one observed site"):
         WakeSleep().sleep_loss(two_obs, guide, x)
+
+
+def test_wake_phase_respects_masks():
+    """Issue 13, bug 2: h ~ Bernoulli(1/2) (log p(h) = -log 2 whatever h), x ~ N(0, 1) with
+    row 1's observation masked out: the wake loss is 2 log 2 - log N(x_0; 0, 1) exactly."""
+
+    def model(x, mask):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("h", dist.Bernoulli(torch.full_like(x, 0.5)))
+            with pyro.poutine.mask(mask=mask):
+                pyro.sample("x", dist.Normal(0.0, 1.0), obs=x)
+
+    def guide(x, mask):
+        with pyro.plate("data", x.shape[0]):
+            pyro.sample("h", dist.Bernoulli(torch.full_like(x, 0.5)))
+
+    x = torch.tensor([1.2, 1.2], dtype=torch.float64)
+    mask = torch.tensor([True, False])
+    expected = 2 * math.log(2.0) - float(dist.Normal(0.0, 1.0).log_prob(x[0]))
+    wake = WakeSleep(num_particles=3).wake_loss(model, guide, x, mask)
+    assert float(wake) == pytest.approx(expected, abs=1e-12)
