@@ -388,7 +388,9 @@ def _anneal(
     x = _call(path.init, num_chains, generator=rng)
     kstate = None if fused else kernel.init(x)
     lead = (num_chains, *batch)
-    log_w = torch.zeros(lead, dtype=torch.float64, device=x.device)  # normalized if SMC
+    log_w = torch.zeros(lead, dtype=torch.float64, device=x.device)
+    if resample_threshold is not None:  # SMC keeps normalized weights (logsumexp 0)
+        log_w = log_w - math.log(num_chains)
     log_z = path.log_z0.detach().double().clone()
     eve = torch.arange(num_chains, device=x.device).reshape(-1, *([1] * len(batch)))
     eve = eve.expand(lead).clone()
