@@ -15,6 +15,7 @@ returns a :class:`Dataset` whose ``info`` dict records the source, split and bin
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -144,9 +145,17 @@ def _candidate_paths(path: str | os.PathLike | None, split: str) -> list[str]:
     return []
 
 
+def _split_from_name(path: str) -> str | None:
+    """The split a file name names (``binarized_mnist_test.amat`` -> ``"test"``), if exactly one
+    of :data:`MNIST_SPLITS` appears in it as a word."""
+    name = os.path.basename(path).lower()
+    named = [s for s in MNIST_SPLITS if re.search(rf"(?<![a-z]){s}(?![a-z])", name)]
+    return named[0] if len(named) == 1 else None
+
+
 def load_binarized_mnist(
     path: str | os.PathLike | None = None,
-    split: str = "train",
+    split: str | None = None,
     dtype: torch.dtype | None = None,
     limit: int | None = None,
 ) -> Dataset:
@@ -158,18 +167,29 @@ def load_binarized_mnist(
         A ``.npz`` file with arrays ``{split}_x`` (uint8 0/1, ``(n, 784)``) and ``{split}_y``;
         a ``binarized_mnist_{split}.amat`` text file (one image per line, 784 values); or a
         folder holding either. Defaults to the environment variable ``PYROGEN_DATA``.
-    split : {"train", "valid", "test"}
-        50000 / 10000 / 10000 images.
+    split : {"train", "valid", "test"}, optional
+        50000 / 10000 / 10000 images. Default: ``"train"``, except for an ``.amat`` file,
+        whose split is the one its name names (``binarized_mnist_test.amat`` holds the test
+        images, and is labelled so); an ``.amat`` file whose name names no split is labelled
+        ``split`` if given, else ``"unknown"``.
     limit : int, optional
-        Keep only the first ``limit`` images.
+        Keep only the first ``limit`` images (a positive int).
 
     Raises
     ------
     FileNotFoundError
         With where pyrogen looked and how to point it at the data. Nothing is downloaded.
+    TypeError
+        ``limit`` is not an int (``bool`` and ``float`` included).
+    ValueError
+        ``limit <= 0``; an unknown ``split``; ``split`` contradicting the split an ``.amat``
+        file's name names; a file that is not binarized MNIST.
     """
-    check_choice(split, "split", MNIST_SPLITS)
-    candidates = _candidate_paths(path, split)
+    if split is not None:
+        check_choice(split, "split", MNIST_SPLITS)
+    if limit is not None:
+        limit = check_int(limit, "limit", low=1)
+    candidates = _candidate_paths(path, split or "train")
     found = next((c for c in candidates if os.path.isfile(c)), None)
     if found is None:
         looked = ", ".join(repr(c) for c in candidates) or "nowhere (no path given)"
@@ -181,9 +201,17 @@ def load_binarized_mnist(
         )
     y = None
     if found.endswith(".amat"):
+        named = _split_from_name(found)
+        if named is not None and split is not None and named != split:
+            raise ValueError(
+                f"split must match the file: {found!r} holds the {named!r} split by its name. "
+                f"Got split={split!r} instead."
+            )
+        label = named or split or "unknown"
         arr = np.loadtxt(found, dtype=np.uint8, max_rows=limit)
         arr = np.atleast_2d(arr)
     else:
+        label = split = split or "train"
         with np.load(found) as z:
             key = f"{split}_x"
             if key not in z:
@@ -203,7 +231,7 @@ def load_binarized_mnist(
     x = torch.as_tensor(arr.astype(np.float32)).to(dtype)
     info = {
         "name": "binarized_mnist",
-        "split": split,
+        "split": label,
         "source": os.path.abspath(found),
         "binarization": "fixed",
         "binarization_seed": None,

@@ -77,6 +77,41 @@ def test_reads_amat(tmp_path):
     assert ds.y is None
 
 
+def test_amat_split_comes_from_the_file_name(tmp_path):
+    rng = np.random.default_rng(2)
+    arr = (rng.random((2, 784)) < 0.3).astype(int)
+    np.savetxt(tmp_path / "binarized_mnist_test.amat", arr, fmt="%d")
+    ds = datasets.load_binarized_mnist(tmp_path / "binarized_mnist_test.amat")
+    assert ds.info["split"] == "test" and ds.identity.startswith("binarized_mnist[test]")
+    with pytest.raises(ValueError, match=r"split must match the file: .* holds the 'test' "
+                                         r"split by its name. Got split='train' instead"):
+        datasets.load_binarized_mnist(tmp_path / "binarized_mnist_test.amat", split="train")
+    # a name naming no split: the caller's split, else "unknown" (never a guessed "train")
+    np.savetxt(tmp_path / "digits.amat", arr, fmt="%d")
+    assert datasets.load_binarized_mnist(tmp_path / "digits.amat").info["split"] == "unknown"
+    ds = datasets.load_binarized_mnist(tmp_path / "digits.amat", split="valid")
+    assert ds.info["split"] == "valid"
+
+
+@pytest.mark.parametrize("limit", [2.0, True, "3", np.float64(2.0)])
+def test_limit_must_be_an_int(tmp_path, limit):
+    _fake_npz(tmp_path / "binarized_mnist.npz")
+    with pytest.raises(TypeError, match="limit must be an int in the range"):
+        datasets.load_binarized_mnist(tmp_path, limit=limit)
+
+
+@pytest.mark.parametrize("limit", [0, -3])
+def test_limit_must_be_positive(tmp_path, limit):
+    """Before: limit=-3 silently returned 7 of 10 rows (negative slicing), limit=0 none."""
+    _fake_npz(tmp_path / "binarized_mnist.npz")
+    np.savetxt(tmp_path / "binarized_mnist_valid.amat", np.zeros((4, 784)), fmt="%d")
+    for path in (tmp_path, tmp_path / "binarized_mnist_valid.amat"):
+        with pytest.raises(ValueError, match=rf"limit must be an int in the range \[1, .*Got "
+                                             rf"{limit} instead"):
+            datasets.load_binarized_mnist(path, limit=limit)
+    assert datasets.load_binarized_mnist(tmp_path, limit=np.int64(3)).x.shape == (3, 784)
+
+
 def test_rejects_non_binary_file(tmp_path):
     np.savez(tmp_path / "b.npz", train_x=np.full((2, 784), 3, dtype=np.uint8))
     with pytest.raises(ValueError, match="binary"):
