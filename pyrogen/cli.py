@@ -12,8 +12,9 @@
 ``pyrogen models``
     List the registered models.
 
-Errors a user can make (unknown model, missing data file, bad option) print one line on stderr
-and exit with code 2.
+Errors in the user's input (unknown model, missing or malformed data file, bad option or model
+parameter) are found before any work starts and print one line on stderr, exit code 2. Any other
+exception is a bug (of pyrogen or of a model) and propagates with its traceback (exit code 1).
 """
 
 from __future__ import annotations
@@ -43,33 +44,59 @@ def _parse_param(text: str):
     return key.strip().replace("-", "_"), parsed
 
 
-def _load_data(spec: str, seed: int):
+def _load_npy(spec: str):
+    import numpy as np
+    import torch
+
     from . import datasets
 
-    if spec in ("digits", "digits-threshold", "digits-stochastic"):
-        binarize = None if spec == "digits" else spec.split("-", 1)[1]
-        return datasets.load_digits(binarize=binarize, seed=seed)
-    if spec.startswith("mnist"):
-        split = spec.split(":", 1)[1] if ":" in spec else "train"
-        return datasets.load_binarized_mnist(split=split)
-    if os.path.exists(spec):
-        if spec.endswith(".npy"):
-            import numpy as np
-            import torch
+    try:
+        arr = np.load(spec, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:  # not a .npy file, or an object array
+        raise UsageError(f"--data {spec!r} is not a readable .npy array: {e}") from None
+    if not isinstance(arr, np.ndarray) or arr.ndim != 2 or 0 in arr.shape:
+        shape = getattr(arr, "shape", None)
+        raise UsageError(
+            f"--data {spec!r} must hold a 2-D array of shape (n_samples, n_features) with "
+            f"n_samples, n_features >= 1. Got shape {shape} instead."
+        )
+    if arr.dtype.kind not in "biuf":
+        raise UsageError(
+            f"--data {spec!r} must hold numbers (bool, int or float). Got dtype {arr.dtype} "
+            "instead."
+        )
+    x = torch.as_tensor(arr.astype(np.float64), dtype=torch.get_default_dtype())
+    info = {
+        "name": os.path.basename(spec),
+        "split": "all",
+        "source": os.path.abspath(spec),
+        "binarization": None,
+        "binarization_seed": None,
+        "n": x.shape[0],
+        "n_features": x.shape[-1],
+    }
+    return datasets.Dataset(x, None, info)
 
-            arr = np.load(spec)
-            x = torch.as_tensor(arr, dtype=torch.get_default_dtype())
-            info = {
-                "name": os.path.basename(spec),
-                "split": "all",
-                "source": os.path.abspath(spec),
-                "binarization": None,
-                "binarization_seed": None,
-                "n": x.shape[0],
-                "n_features": x.shape[-1],
-            }
-            return datasets.Dataset(x, None, info)
-        return datasets.load_binarized_mnist(path=spec)
+
+def _load_data(spec: str, seed: int):
+    """The data named by ``--data``; any problem with it is a :class:`UsageError`."""
+    from . import datasets
+
+    try:
+        if spec in ("digits", "digits-threshold", "digits-stochastic"):
+            binarize = None if spec == "digits" else spec.split("-", 1)[1]
+            return datasets.load_digits(binarize=binarize, seed=seed)
+        if spec == "mnist" or spec.startswith("mnist:"):
+            split = spec.split(":", 1)[1] if ":" in spec else "train"
+            return datasets.load_binarized_mnist(split=split)
+        if os.path.exists(spec):  # a file, or a folder holding binarized MNIST
+            if spec.endswith(".npy"):
+                return _load_npy(spec)
+            # .npz / .amat: an .amat file is labelled with the split its name names
+            return datasets.load_binarized_mnist(path=spec)
+    except (FileNotFoundError, ValueError, TypeError) as e:
+        # the loaders raise these only about the file or the split they were given
+        raise UsageError(f"--data {spec!r}: {e}") from None
     raise UsageError(
         f"--data must be digits, digits-threshold, digits-stochastic, mnist[:split] or an "
         f"existing .npz/.amat/.npy file. Got {spec!r} (no such file)."
@@ -112,10 +139,46 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_tour(args) -> int:
-    from .tour import run_tour
+    from .tour import STEP_MODULES, run_tour
 
+    unknown = sorted(set(args.only or ()) - set(STEP_MODULES))
+    if unknown:
+        raise UsageError(f"--only must name tour steps from {', '.join(STEP_MODULES)}. Got "
+                         f"{', '.join(unknown)} instead.")
     run_tour(out_dir=args.out, seed=args.seed, quick=args.quick, only=args.only or None)
     return 0
+
+
+def _check_fit_options(model, name: str, fit_kwargs: dict) -> None:
+    """``--method`` among the model's fit methods, and every option one its ``fit`` takes."""
+    import inspect
+
+    method = fit_kwargs.get("method")
+    if method is not None and hasattr(model, "fit_methods"):
+        methods = tuple(model.fit_methods())
+        if method not in methods:
+            raise UsageError(
+                f"--method must be one of {', '.join(methods)} for model {name!r}. Got "
+                f"{method!r} instead."
+            )
+    params = inspect.signature(model.fit).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    option = {"num_steps": "--steps", "lr": "--lr", "batch_size": "--batch-size",
+              "method": "--method", "seed": "--seed", "progress": "--no-progress",
+              "data_info": "--data"}
+    unknown = [option.get(k, k) for k in fit_kwargs if k not in params]
+    if unknown:
+        raise UsageError(f"model {name!r} does not take {', '.join(unknown)} (its fit has no "
+                         "such argument)")
+
+
+def _check_out(path: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UsageError(f"--out {path!r}: folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"--out {path!r} is a folder; give a file name (e.g. model.pt)")
 
 
 def _cmd_fit(args) -> int:
@@ -123,14 +186,22 @@ def _cmd_fit(args) -> int:
 
     from .models import MODELS
 
+    # ---- the user's input, all checked before any work: UsageError (one line, exit 2)
     if args.model not in MODELS:
         raise UsageError(f"unknown model {args.model!r}; known models: {', '.join(sorted(MODELS))}")
+    out = args.out or f"{args.model}.pt"
+    _check_out(out)
     ds = _load_data(args.data, args.seed)
     params = dict(_parse_param(p) for p in args.param)
     cls = MODELS[args.model]
     pyro.set_rng_seed(args.seed)
     _check_required_params(cls, params, args.model)
-    model = cls(ds.x.shape[1], **params)
+    try:
+        # constructors only validate and store their arguments (the house rule), so a
+        # ValueError/TypeError here is about the -p values
+        model = cls(ds.x.shape[1], **params)
+    except (ValueError, TypeError) as e:
+        raise UsageError(f"model {args.model!r}: {e}") from None
     fit_kwargs = {"method": args.method, "seed": args.seed, "progress": not args.no_progress,
                   "data_info": ds.info}
     if args.steps is not None:
@@ -141,12 +212,13 @@ def _cmd_fit(args) -> int:
         fit_kwargs["batch_size"] = args.batch_size
     if args.method is None:
         fit_kwargs.pop("method")
+    _check_fit_options(model, args.model, fit_kwargs)
+    # ---- the work: any exception from here on is not a usage error and keeps its traceback
     x = ds.x.to(model.dtype)
     t0 = time.perf_counter()
     history = model.fit(x, **fit_kwargs)
     seconds = time.perf_counter() - t0
     ll = model.log_likelihood(x)
-    out = args.out or f"{args.model}.pt"
     model.save(out)
     summary = {
         "model": args.model,
@@ -164,6 +236,24 @@ def _cmd_fit(args) -> int:
     if args.json:
         print(json.dumps(summary, default=str, indent=2))
     return 0
+
+
+def _positive(kind):
+    """argparse type: a positive ``int`` or finite positive ``float``."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a positive {kind.__name__}. Got {text!r} instead.") from None
+        if not (0 < value < float("inf")):
+            raise argparse.ArgumentTypeError(
+                f"must be a positive {kind.__name__}. Got {text!r} instead.")
+        return value
+
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,9 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-p", "--param", action="append", default=[],
                    help="constructor argument NAME=VALUE (repeatable), e.g. -p n_components=10")
     p.add_argument("--method", default=None, help="fit method (model-specific, e.g. em, svi)")
-    p.add_argument("--steps", type=int, default=None, help="number of optimizer steps/iterations")
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--steps", type=_positive(int), default=None,
+                   help="number of optimizer steps/iterations")
+    p.add_argument("--lr", type=_positive(float), default=None)
+    p.add_argument("--batch-size", type=_positive(int), default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="where to save the model (default MODEL.pt)")
     p.add_argument("--no-progress", action="store_true")
@@ -214,6 +305,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     try:
         return args.func(args)
-    except (UsageError, FileNotFoundError, ValueError, TypeError) as e:
+    except UsageError as e:
         print(f"pyrogen: error: {e}", file=sys.stderr)
         return EXIT_USAGE
