@@ -57,7 +57,6 @@ References
 
 from __future__ import annotations
 
-
 import torch
 
 from ._validation import check_int
@@ -71,12 +70,14 @@ from .distributions.log_normalizer import (
     _surrogate,
 )
 from .infer.annealing import defaults as _defaults
+from .infer.annealing.schedules import check_betas
 
 __all__ = [
     "LogZEstimate",
     "Normalizer",
     "Exact",
     "AIS",
+    "SMC",
     "PCD",
     "CD",
     "EXACT_MAX_UNITS",
@@ -108,8 +109,9 @@ class AIS(Normalizer):
 
     Parameters
     ----------
-    num_chains : int
-        Independent AIS runs (default 100).
+    num_chains : int, optional
+        Independent AIS runs (default
+        :data:`pyrogen.infer.annealing.defaults.DEFAULT_NUM_CHAINS`).
     num_betas : int
         Number of intermediate temperatures (default
         :data:`pyrogen.infer.ais.DEFAULT_NUM_BETAS` = 10000, the smallest schedule measured to
@@ -122,14 +124,15 @@ class AIS(Normalizer):
     base : optional
         An explicit base passed to ``dist.annealing_path``.
     seed : int, optional
-        When given, every call uses a fresh ``torch.Generator`` seeded with it (common random
-        numbers: the estimate becomes a deterministic function of the parameters, which is what
-        an MCMC over parameters needs). Otherwise the global torch RNG is used.
+        When given, every call uses the same chain-block random numbers
+        (:class:`pyrogen._random.ChainRNG` seeded with it; common random numbers: the estimate
+        becomes a deterministic function of the parameters, which is what an MCMC over
+        parameters needs). Otherwise a seed is drawn from the global torch RNG at each call.
     """
 
     def __init__(
         self,
-        num_chains: int = 100,
+        num_chains: int | None = None,
         num_betas: int | None = None,
         *,
         betas: torch.Tensor | None = None,
@@ -137,22 +140,14 @@ class AIS(Normalizer):
         base=None,
         seed: int | None = None,
     ):
+        if num_chains is None:
+            num_chains = _defaults.DEFAULT_NUM_CHAINS
         self.num_chains = check_int(num_chains, "num_chains", low=2)
         if num_betas is None:
             num_betas = _defaults.DEFAULT_NUM_BETAS
         self.num_betas = check_int(num_betas, "num_betas", low=2)
         if betas is not None:
-            betas = torch.as_tensor(betas)
-            if betas.dim() != 1 or betas.numel() < 2:
-                raise ValueError(
-                    f"betas must be a 1-d schedule with at least 2 entries. Got shape "
-                    f"{tuple(betas.shape)} instead."
-                )
-            if float(betas[0]) != 0.0 or float(betas[-1]) != 1.0 or (betas.diff() < 0).any():
-                raise ValueError(
-                    "betas must increase from 0 to 1. Got a schedule from "
-                    f"{float(betas[0])} to {float(betas[-1])} instead."
-                )
+            betas = torch.tensor(check_betas(betas), dtype=torch.float64)
         self.betas = betas
         self.data = data
         self.base = base
@@ -168,12 +163,9 @@ class AIS(Normalizer):
         from .infer.ais import ais
 
         schedule = self.betas if self.betas is not None else self.num_betas
-        generator = None
-        if self.seed is not None:
-            generator = torch.Generator(device=dist.device).manual_seed(self.seed)
         with torch.no_grad():
             path = dist.annealing_path(base=self.base, data=self.data)
-            return ais(path, schedule, self.num_chains, generator=generator)
+            return ais(path, schedule, self.num_chains, seed=self.seed)
 
     def reverse(self, dist, value: torch.Tensor, num_chains: int = 10):
         r"""RAISE (Burda, Grosse & Salakhutdinov 2015) on the same path, from data ``value``.
@@ -188,13 +180,10 @@ class AIS(Normalizer):
 
         num_chains = check_int(num_chains, "num_chains", low=1)
         schedule = self.betas if self.betas is not None else self.num_betas
-        generator = None
-        if self.seed is not None:
-            generator = torch.Generator(device=dist.device).manual_seed(self.seed)
         with torch.no_grad():
             path = dist.annealing_path(base=self.base, data=self.data)
             value = torch.as_tensor(value, dtype=dist.dtype, device=dist.device)
-            return reverse_ais(path, value, schedule, num_chains, generator=generator)
+            return reverse_ais(path, value, schedule, num_chains, seed=self.seed)
 
     def __call__(self, dist, value=None) -> LogZEstimate:
         res = self.run(dist)
@@ -203,18 +192,79 @@ class AIS(Normalizer):
         s = (weights * dist.unnormalized_log_prob(particles)).sum(0)
         est = LogZEstimate(
             log_z=_surrogate(res.log_z.to(s.dtype), s),
-            kind="ais_estimate",
+            kind=self.kind,
             stderr=res.log_z_stderr.detach(),
             ess=res.ess.detach(),
             log_weights=res.log_weights.detach(),
-            info={"num_chains": self.num_chains, "num_betas": _num_betas(self)},
+            info={"num_chains": self.num_chains, "num_betas": int(res.num_betas)},
         )
         self.last = est
         return est
 
+    #: the kind of the estimates (``LogZEstimate.kind``)
+    kind = "ais_estimate"
 
-def _num_betas(a: AIS) -> int:
-    return int(a.betas.numel()) if a.betas is not None else a.num_betas
+
+class SMC(AIS):
+    r"""Sequential Monte Carlo estimate of :math:`\log Z` (:func:`pyrogen.infer.annealing.smc`).
+
+    The same path and gradient as :class:`AIS`, with resampling when the ESS falls below
+    ``resample_threshold * num_chains`` and, unless ``betas`` is given, the adaptive schedule
+    (next temperature for a conditional ESS of ``target_cess * num_chains``). The estimate of
+    :math:`Z` is unbiased for a fixed schedule and asymptotically unbiased (bias
+    :math:`O(1/M)`) with the adaptive one; ``stderr`` is the genealogy (Eve-index) estimate,
+    ``kind`` is ``"smc_estimate"``.
+
+    Parameters
+    ----------
+    num_chains : int, optional
+        Particles (default :data:`pyrogen.infer.annealing.defaults.DEFAULT_NUM_CHAINS`).
+    betas : torch.Tensor, optional
+        A fixed schedule (default: adaptive).
+    target_cess, resample_threshold, num_moves : optional
+        See :func:`pyrogen.infer.annealing.smc` (defaults in
+        :mod:`pyrogen.infer.annealing.defaults`).
+    data, base, seed :
+        As for :class:`AIS`.
+    """
+
+    kind = "smc_estimate"
+
+    def __init__(
+        self,
+        num_chains: int | None = None,
+        *,
+        betas: torch.Tensor | None = None,
+        target_cess: float | None = None,
+        resample_threshold: float | None = None,
+        num_moves: int | None = None,
+        data: torch.Tensor | None = None,
+        base=None,
+        seed: int | None = None,
+    ):
+        super().__init__(num_chains, betas=betas, data=data, base=base, seed=seed)
+        self.target_cess = target_cess
+        self.resample_threshold = resample_threshold
+        self.num_moves = num_moves
+
+    def _repr_args(self):
+        return {"num_chains": self.num_chains, "seed": self.seed}
+
+    def run(self, dist):
+        """Run SMC on ``dist`` (no gradient); returns ``pyrogen.infer.annealing.SMCResult``."""
+        from .infer.annealing import smc
+
+        with torch.no_grad():
+            path = dist.annealing_path(base=self.base, data=self.data)
+            return smc(
+                path,
+                self.betas,
+                self.num_chains,
+                target_cess=self.target_cess,
+                resample_threshold=self.resample_threshold,
+                num_moves=self.num_moves,
+                seed=self.seed,
+            )
 
 
 class _SampleBasedNormalizer(Normalizer):
@@ -225,7 +275,7 @@ class _SampleBasedNormalizer(Normalizer):
         if not isinstance(fused, bool):
             raise TypeError(f"fused must be a bool. Got {type(fused).__name__} instead.")
         self.fused = fused
-        if estimator is not None and not isinstance(estimator, (Exact, AIS)):
+        if estimator is not None and not isinstance(estimator, (Exact, AIS)):  # SMC is an AIS
             raise TypeError(
                 f"estimator must be an Exact() or AIS(...) normalizer or None. Got "
                 f"{type(estimator).__name__} instead."
@@ -478,4 +528,3 @@ class CD(_SampleBasedNormalizer):
             v = v.expand(target).reshape(-1, *pb, *dist.event_shape)
             chains = dist.transition(v, num_steps=self.num_steps)
         return self._estimate(dist, chains)
-
