@@ -157,9 +157,9 @@ class BinaryMetropolis:
 
     Each update picks a site :math:`i` uniformly, proposes :math:`x' = x` with :math:`x_i`
     flipped and accepts with probability :math:`\min(1, f_\beta(x')/f_\beta(x))`. The proposal
-    is symmetric, so each update (and their composition in any data-independent order) satisfies
-    detailed balance... per update; the composition of ``num_proposals`` i.i.d. random-site
-    updates is reversible as well (a power of one reversible kernel).
+    is symmetric, so each update satisfies detailed balance with respect to :math:`f_\beta`;
+    ``num_proposals`` of them with independently drawn sites are a power of that one reversible
+    kernel, hence reversible too.
 
     Parameters
     ----------
