@@ -49,10 +49,9 @@ covered (under the importance-weighted path measure the past is correlated with 
 state; a counterexample with three temperatures is easy). Adapting from the *mean* acceptance of
 :math:`M` chains makes each chain's influence on its own kernels :math:`O(1/M)`, so the bias
 vanishes as :math:`M` grows (Beskos, Jasra, Kantas & Thiery 2016 [6]_ for adaptive SMC); this
-is what Wu et al. [4]_ do. For an *exactly* unbiased estimate, adapt in a pilot run, then rerun
-with the recorded step sizes frozen (``adapt=False`` and the schedule of ``Info.step_size``:
-:func:`~pyrogen.infer.annealing.decoder.ais_log_likelihood` does this with
-``adapt="pilot"``).
+is what Wu et al. [4]_ do. For an *exactly* unbiased estimate, choose the step sizes in a pilot
+run and rerun with them fixed (``adapt=False``, ``step_size`` a tensor of shape
+``batch_shape``), so that no kernel depends on the particles it moves.
 
 References
 ----------
@@ -142,8 +141,9 @@ class HMC:
         The annealing path: ``log_density(x, beta)`` of shape ``(num_chains, *batch_shape)``
         for ``x`` of shape ``(num_chains, *batch_shape, D)``, differentiable in ``x`` (or a
         ``log_density_and_grad(x, beta)`` method). Its ``log_z0`` gives ``batch_shape``.
-    step_size : float
-        Initial leapfrog step size :math:`\epsilon` (all batch elements).
+    step_size : float or torch.Tensor
+        Initial leapfrog step size :math:`\epsilon`: a float for all batch elements, or a
+        positive tensor broadcastable to ``batch_shape``.
     num_leapfrog : int
         Leapfrog steps :math:`L` per transition (cost: :math:`L` gradient evaluations).
     target_accept : float in (0, 1)
@@ -184,7 +184,13 @@ class HMC:
                 f"{type(path).__name__} instead."
             )
         self.path = path
-        self.step_size = check_float(step_size, "step_size", 0.0, None, "oo")
+        if isinstance(step_size, torch.Tensor) and step_size.numel() > 1:
+            if not (torch.isfinite(step_size).all() and (step_size > 0).all()):
+                raise ValueError("step_size must be positive and finite. Got a tensor with "
+                                 f"min {step_size.min().item()!r} instead.")
+            self.step_size = step_size.detach().double()
+        else:
+            self.step_size = check_float(step_size, "step_size", 0.0, None, "oo")
         self.num_leapfrog = check_int(num_leapfrog, "num_leapfrog", low=1)
         if target_accept is None:
             target_accept = self.default_target_accept
@@ -200,7 +206,9 @@ class HMC:
                 "min_step_size must not exceed max_step_size. Got "
                 f"{self.min_step_size!r} > {self.max_step_size!r} instead."
             )
-        if not self.min_step_size <= self.step_size <= self.max_step_size:
+        if isinstance(self.step_size, float) and not (
+            self.min_step_size <= self.step_size <= self.max_step_size
+        ):
             raise ValueError(
                 f"step_size must be in [{self.min_step_size!r}, {self.max_step_size!r}] "
                 f"(min_step_size, max_step_size). Got {self.step_size!r} instead."
