@@ -2,7 +2,6 @@
 
 import importlib
 import pkgutil
-import subprocess
 import sys
 import types
 
@@ -60,14 +59,27 @@ def test_names_shared_by_a_module_and_a_function():
     assert DEFAULT_NUM_BETAS == infer.DEFAULT_NUM_BETAS and RefinedGuide is infer.RefinedGuide
 
 
-def test_the_function_wins_when_the_submodule_is_imported_first():
-    """A fresh interpreter whose first import is the submodule itself."""
-    code = (
-        "from pyrogen.infer.refine import RefinedGuide\n"
-        "import pyrogen.infer.ais as m\n"
-        "import pyrogen.infer as p\n"
-        "assert callable(p.ais) and p.ais is m and callable(p.refine), (p.ais, p.refine)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=120)
-    assert out.returncode == 0, out.stderr
+def _infer_modules():
+    return [k for k in sys.modules if k == "pyrogen.infer" or k.startswith("pyrogen.infer.")]
+
+
+def test_the_function_wins_when_the_submodule_is_imported_first(monkeypatch):
+    """As in a fresh interpreter whose first import is the submodule itself: pyrogen.infer is
+    imported again from scratch (the loaded modules are put back afterwards)."""
+    import pyrogen
+
+    before = set(_infer_modules())
+    for name in before:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delattr(pyrogen, "infer")
+    try:
+        importlib.import_module("pyrogen.infer.refine")  # a submodule first
+        import pyrogen.infer.ais as m  # binds the function: ``as`` goes through the attribute
+
+        fresh = sys.modules["pyrogen.infer"]
+        assert fresh is not infer
+        assert callable(fresh.ais) and fresh.ais is m and callable(fresh.refine)
+        assert isinstance(sys.modules["pyrogen.infer.ais"], types.ModuleType)
+    finally:  # drop what the fresh import loaded that was not loaded before
+        for name in set(_infer_modules()) - before:
+            del sys.modules[name]
