@@ -15,7 +15,9 @@ from .base import (
     TransitionKernel,
     select_chains,
 )
+from .decoder import BDMCResult, PriorPosteriorPath, ais_log_likelihood, bdmc
 from .defaults import DEFAULT_NUM_BETAS
+from .hmc import HMC, MALA, HMCInfo, HMCState
 from .kernels import (
     BinaryMetropolis,
     BlockGibbs,
@@ -35,6 +37,14 @@ from .reverse import RAISEResult, reverse_ais
 from .schedules import SM_SCHEDULE_SEGMENTS, check_betas, schedule
 
 __all__ = [
+    "HMC",
+    "MALA",
+    "HMCState",
+    "HMCInfo",
+    "PriorPosteriorPath",
+    "ais_log_likelihood",
+    "bdmc",
+    "BDMCResult",
     "defaults",
     "AISWarning",
     "AnnealingPath",
