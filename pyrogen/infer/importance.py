@@ -14,12 +14,18 @@ are **per example**: :math:`\hat p(x_n) = \frac1K \sum_k w_{kn}` is unbiased for
 :math:`\log p(x_n)` (Jensen) whose expectation is the IWAE bound :math:`\mathcal L_K` [1], and
 which converges to :math:`\log p(x_n)` as :math:`K \to \infty` [2].
 
-:func:`log_importance_weights` computes the :math:`(K, n)` matrix of log-weights (with autograd
-graph, so the IWAE loss in :mod:`pyrogen.infer.iwae` is built on it);
+:func:`per_example_log_weights` is the **one** per-example importance-weighting function of
+pyrogen: it returns :math:`\log p` and :math:`\log q` as :math:`(K, n)` matrices with Pyro's
+semantics (masks and scales applied, the data plate's subsampling scale :math:`N/B` returned
+apart, subsample sites found by :func:`pyro.poutine.util.site_is_subsample`), with the samples'
+graph kept (pathwise gradients, for the IWAE bound of :mod:`pyrogen.infer.iwae`) or cut as they
+are drawn (``detach=True``: :math:`\log q` at fixed samples, for reweighted wake-sleep and
+refinement). :func:`log_importance_weights` is its :math:`\log p - \log q` view;
 :func:`importance_log_likelihood` is the evaluation routine: batched over examples, chunked over
 particles (memory is :math:`O(\text{batch\_size} \times \text{chunk})`, independent of ``K`` and
-of the number of examples), streaming :math:`\log \sum_k w_k` and :math:`\log \sum_k w_k^2` so
-that the standard error and the effective sample size come for free.
+of the number of examples), streaming :math:`\log \sum_k w_k` and :math:`\log \sum_k w_k^2`
+through :class:`pyrogen.evaluation.LogMeanExpAccumulator` so that the standard error and the
+effective sample size come for free.
 
 References
 ----------

@@ -31,6 +31,10 @@ sites* (``get_dependent_plate_dims``). So:
 :class:`IWAE_ELBO` removes the subsampling factor before the log-mean-exp and puts it back
 outside, and refuses (``ValueError``) models with sample sites outside the data plate.
 
+The log-weights are those of :func:`pyrogen.infer.importance.per_example_log_weights` (masks
+and scales as Pyro applies them: a masked-out observation contributes nothing to its example's
+weight), with the samples' graph kept.
+
 Gradient: with reparametrized guide sites the gradient of :math:`\log\frac1K\sum_k w_k` is
 :math:`\sum_k \tilde w_k \nabla \log w_k` with normalized weights :math:`\tilde w_k` [1]; it is
 obtained by differentiating the log-mean-exp directly. Non-reparametrizable guide sites would need
