@@ -226,6 +226,20 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    # auto-regressive (pyrogen/models/nade.py): exact log-likelihood
+    specs.append(
+        ModelSpec(
+            "NADEModel", lambda: m.NADEModel(6, 4).double(), _binary_data(6),
+            {"num_steps": 5}, support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "NADEModel-order-agnostic-ensemble",
+            lambda: m.NADEModel(6, 4, order_agnostic=True, num_orderings=3).double(),
+            _binary_data(6), {"num_steps": 5}, support="binary",
+        )
+    )
     # -- variational autoencoders (pyrogen/models/vae.py) ------------------------------------
     _vae_fit = {"num_epochs": 2, "batch_size": 30}
     specs.append(
