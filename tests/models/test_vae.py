@@ -13,6 +13,7 @@ import pyro.infer
 import pytest
 import torch
 
+from pyrogen import ConvergenceWarning
 from pyrogen.datasets import load_digits
 from pyrogen.evaluation import LogLikelihood
 from pyrogen.infer.iwae import IWAE_ELBO
@@ -222,7 +223,8 @@ def test_reparametrized_gradient_matches_finite_differences(loss):
 def test_fit_reports_reconstruction_kl_and_active_units(digits):
     x, _ = digits
     m = VAE(64, latent_dims=5, hidden_dims=(32,))
-    h = m.fit(x, num_epochs=4, batch_size=50, progress=False, seed=0, monitor_size=200)
+    with pytest.warns(ConvergenceWarning):
+        h = m.fit(x, num_epochs=4, batch_size=50, progress=False, seed=0, monitor_size=200)
     for key in ("train_loss", "reconstruction", "kl", "elbo", "active_units", "kl_weight"):
         assert len(h.metrics[key]) == 4
     assert h.metrics["train_loss"][-1] < h.metrics["train_loss"][0]
@@ -241,8 +243,9 @@ def test_posterior_collapse_is_visible_with_large_beta(digits):
     for beta in (1.0, 20.0):
         pyro.clear_param_store()
         m = VAE(64, latent_dims=4, hidden_dims=(32,))
-        h = m.fit(x, num_epochs=20, batch_size=50, beta=beta, lr=1e-2, progress=False, seed=0,
-                  loss="analytic_kl")
+        with pytest.warns(ConvergenceWarning):
+            h = m.fit(x, num_epochs=20, batch_size=50, beta=beta, lr=1e-2, progress=False, seed=0,
+                      loss="analytic_kl")
         out[beta] = (h.metrics["kl"][-1], h.metrics["active_units"][-1])
         assert h.info["beta"] == beta
     # (seeded; with beta = 1 the KL first collapses, then recovers after ~12 epochs)
@@ -253,7 +256,8 @@ def test_posterior_collapse_is_visible_with_large_beta(digits):
 def test_kl_warmup_ramps_the_kl_weight(digits):
     x, _ = digits
     m = VAE(64, latent_dims=3, hidden_dims=(16,))
-    h = m.fit(x, num_epochs=4, batch_size=100, kl_warmup=2, progress=False, seed=0)
+    with pytest.warns(ConvergenceWarning):
+        h = m.fit(x, num_epochs=4, batch_size=100, kl_warmup=2, progress=False, seed=0)
     # 4 steps per epoch: the weight after epoch e is min(1, 4e / 8)
     assert h.metrics["kl_weight"] == pytest.approx([0.5, 1.0, 1.0, 1.0])
     assert m.kl_weight == 1.0  # restored after fit
@@ -273,7 +277,8 @@ def test_kl_warmup_ramps_the_kl_weight(digits):
 def test_objectives_train(kwargs, digits):
     x, _ = digits
     m = VAE(64, latent_dims=3, hidden_dims=(16,))
-    h = m.fit(x, num_epochs=3, batch_size=100, lr=3e-3, progress=False, seed=0, **kwargs)
+    with pytest.warns(ConvergenceWarning):
+        h = m.fit(x, num_epochs=3, batch_size=100, lr=3e-3, progress=False, seed=0, **kwargs)
     assert h.metrics["train_loss"][-1] < h.metrics["train_loss"][0]
 
 
@@ -290,7 +295,8 @@ def test_jit_loss_matches_plain(digits):
     pyro.set_rng_seed(7)
     b = pyro.infer.Trace_ELBO().loss(m.model, m.guide, x[:100], num_data=400)
     assert a == pytest.approx(b, rel=1e-5)
-    h = m.fit(x, num_epochs=3, batch_size=100, lr=3e-3, progress=False, seed=0, jit=True)
+    with pytest.warns(ConvergenceWarning):
+        h = m.fit(x, num_epochs=3, batch_size=100, lr=3e-3, progress=False, seed=0, jit=True)
     assert h.metrics["train_loss"][-1] < h.metrics["train_loss"][0]
 
 
@@ -307,7 +313,8 @@ def test_jit_loss_matches_plain(digits):
 def test_architectures_end_to_end(kwargs, digits):
     x, _ = digits
     m = VAE(64, **kwargs)
-    h = m.fit(x, num_epochs=2, batch_size=100, progress=False, seed=0)
+    with pytest.warns(ConvergenceWarning):
+        h = m.fit(x, num_epochs=2, batch_size=100, progress=False, seed=0)
     assert math.isfinite(h.metrics["elbo"][-1])
     if len(m.latent_dims) == 2:
         assert "active_units_z2" in h.metrics
@@ -335,7 +342,8 @@ def test_latent_grid_and_pictures(digits):
 def test_conditional_vae(digits):
     x, y = digits
     m = ConditionalVAE(64, 10, latent_dims=2, hidden_dims=(32,))
-    h = m.fit(x, y, num_epochs=3, batch_size=100, progress=False, seed=0, loss="analytic_kl")
+    with pytest.warns(ConvergenceWarning):
+        h = m.fit(x, y, num_epochs=3, batch_size=100, progress=False, seed=0, loss="analytic_kl")
     assert h.metrics["train_loss"][-1] < h.metrics["train_loss"][0]
     cond = m.log_likelihood(x[:6], y[:6], num_particles=400)
     marg = m.log_likelihood(x[:6], num_particles=400)
@@ -354,7 +362,8 @@ def test_conditional_vae(digits):
     assert m.transform(x[:4], y[:4]).shape == (4, 2)
     assert m.latent_grid(3, y=7).shape == (9, 64)
     # unlabelled data: y is summed out by enumeration (TraceEnum_ELBO)
-    h2 = m.fit(x, num_epochs=1, batch_size=100, progress=False, seed=0)
+    with pytest.warns(ConvergenceWarning):
+        h2 = m.fit(x, num_epochs=1, batch_size=100, progress=False, seed=0)
     assert math.isfinite(h2.losses[-1])
     with pytest.raises(ValueError, match="y must hold labels"):
         m.log_likelihood(x[:3], torch.tensor([0, 1, 10]))
