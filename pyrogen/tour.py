@@ -28,7 +28,7 @@ from ._io import atomic_write_text
 from .datasets import Dataset, load_digits
 
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
-STEP_MODULES: list[str] = ["factor", "ica", "sfa", "sparse_coding", "rbm", "vae", "sbn"]
+STEP_MODULES: list[str] = ["factor", "ica", "sfa", "sparse_coding", "rbm", "vae", "sbn", "nade"]
 
 
 @dataclass
