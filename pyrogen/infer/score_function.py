@@ -247,9 +247,14 @@ class NVIL_ELBO(TraceGraph_ELBO):
     Notes
     -----
     Re-implements the per-particle body of Pyro 1.9's ``TraceGraph_ELBO`` (uses its private
-    ``_get_baseline_options``), with two changes: the division by :math:`\sigma_s`, and where the
-    decaying averages live (below). With
-    ``variance_normalization=False`` the two agree to rounding (tested). The running
+    ``_get_baseline_options``), with three changes: the division by :math:`\sigma_s`, where the
+    decaying averages live (below), and **masks**: where a guide site is masked out
+    (``poutine.mask``, e.g. padding rows) its downstream cost is zero, and Pyro would still
+    subtract the baseline there (adding :math:`-b\,\nabla\log q`, zero-mean noise, to the
+    gradient), fit the baseline network to that zero and average it into the decaying
+    baseline; here masked positions get no baseline, do not enter the averages, the network's
+    loss or :math:`\sigma_s`, so a masked row contributes exactly nothing. Without masks and
+    with ``variance_normalization=False`` the two agree to rounding (tested). The running
     statistics **and the decaying-average baselines** live on the loss object (attribute
     ``decaying_averages``), not in Pyro's global param store where ``TraceGraph_ELBO`` keys them
     by site name: use one ``NVIL_ELBO`` per training run, and runs in one process stay apart.
@@ -278,18 +283,22 @@ class NVIL_ELBO(TraceGraph_ELBO):
         m = self._m2[site] / (1.0 - self.alpha**t)
         return max(self.min_scale, math.sqrt(m))
 
-    def _update(self, site: str, signal: torch.Tensor) -> None:
+    def _update(self, site: str, signal: torch.Tensor, keep=None) -> None:
+        if keep is not None:
+            signal = signal[keep]  # the masked positions are not part of the batch
         second = float((signal.double() ** 2).mean()) if signal.numel() else 0.0
         if not math.isfinite(second):
             return  # a non-finite signal does not poison the running estimate
         self._m2[site] = self.alpha * self._m2.get(site, 0.0) + (1.0 - self.alpha) * second
         self._t[site] += 1
 
-    def _construct_baseline(self, node, guide_site, downstream_cost):
+    def _construct_baseline(self, node, guide_site, downstream_cost, keep=None):
         """Pyro 1.9.2 ``tracegraph_elbo._construct_baseline`` with the decaying average kept on
         this loss object (``self.decaying_averages[node]``) instead of the global param store
         under ``"__baseline_avg_downstream_cost_" + node``, which every guide with a site of that
-        name in the process shares."""
+        name in the process shares; and with the positions where the guide site is masked out
+        (``keep`` False) left alone: no baseline subtracted there, the average not updated, the
+        baseline network not fitted there."""
         nn_baseline, nn_input, use_avg, beta, baseline_value = _get_baseline_options(guide_site)
         use_nn = nn_baseline is not None
         use_value = baseline_value is not None
@@ -309,7 +318,8 @@ class NVIL_ELBO(TraceGraph_ELBO):
                 # another batch size (e.g. the last, smaller minibatch of an epoch): Pyro's
                 # per-position average would raise here; continue from its mean instead
                 old = old.mean().expand(cost.shape)
-            self.decaying_averages[node] = (1.0 - beta) * cost + beta * old
+            new = (1.0 - beta) * cost + beta * old
+            self.decaying_averages[node] = new if keep is None else torch.where(keep, new, old)
             baseline = baseline + old
         if use_nn:
             baseline = baseline + nn_baseline(_detach(nn_input))
@@ -317,6 +327,8 @@ class NVIL_ELBO(TraceGraph_ELBO):
             baseline = baseline + baseline_value
         if use_nn or use_value:
             residual = downstream_cost.detach() - baseline
+            if keep is not None:
+                residual = torch.where(keep, residual, torch.zeros_like(residual))
             baseline_loss = baseline_loss + torch.pow(residual, 2.0).sum()
         use_baseline = use_nn or use_avg or use_value
         if use_baseline and downstream_cost.shape != baseline.shape:
@@ -350,11 +362,15 @@ class NVIL_ELBO(TraceGraph_ELBO):
             guide_site = guide_trace.nodes[node]
             downstream_cost = downstream_cost.sum_to(guide_site["cond_indep_stack"])
             score_function = guide_site["score_parts"].score_function
+            keep = _kept_positions(guide_site, downstream_cost)
             use_baseline, baseline_loss_term, baseline = self._construct_baseline(
-                node, guide_site, downstream_cost
+                node, guide_site, downstream_cost, keep
             )
             if use_baseline:
-                downstream_cost = downstream_cost - baseline
+                centred = downstream_cost - baseline
+                downstream_cost = (
+                    centred if keep is None else torch.where(keep, centred, downstream_cost)
+                )
                 baseline_loss = baseline_loss + baseline_loss_term
             signal = detach_provenance(downstream_cost.detach())
             if self.variance_normalization:
@@ -363,16 +379,30 @@ class NVIL_ELBO(TraceGraph_ELBO):
                     # Algorithm 1 does at every step); an unnormalized first signal (N/B times
                     # the per-example cost) would dominate Adam's second moment for thousands
                     # of steps and freeze the recognition network
-                    self._update(node, signal)
+                    self._update(node, signal, keep)
                     scale = self._scale(node)
                 else:
                     scale = self._scale(node)
-                    self._update(node, signal)
+                    self._update(node, signal, keep)
                 self.last_scales[node] = scale
                 signal = signal / scale
             surrogate_elbo += (score_function * signal).sum()
         surrogate_loss = -surrogate_elbo + baseline_loss
         return detach_provenance(elbo), detach_provenance(surrogate_loss)
+
+
+def _kept_positions(guide_site, cost):
+    """The guide site's mask as a boolean tensor of the downstream cost's shape (``None`` when
+    the site is not masked, or its mask does not line up with the cost's plates)."""
+    mask = guide_site["mask"]
+    if mask is None or mask is True or not torch.is_tensor(cost) or cost.dim() == 0:
+        return None
+    if mask is False:
+        return torch.zeros(cost.shape, dtype=torch.bool, device=cost.device)
+    try:
+        return torch.broadcast_to(mask.to(device=cost.device, dtype=torch.bool), cost.shape)
+    except RuntimeError:
+        return None
 
 
 def _param_tensors(trace) -> list[torch.Tensor]:
