@@ -92,23 +92,8 @@ def guess_max_plate_nesting(model: Callable, guide: Callable, args=(), kwargs=No
 
 
 class ImportanceWeights(NamedTuple):
-    r"""What :func:`per_example_log_weights` returns.
-
-    Attributes
-    ----------
-    log_p : Tensor, shape ``(K, n)``
-        :math:`\log p(x_n, h_{kn})`: the model's log-density of everything the guide proposed
-        and of the observations, masks and ``poutine.scale`` applied, the data plate's
-        subsampling scale :math:`N/B` removed.
-    log_q : Tensor, shape ``(K, n)``
-        :math:`\log q(h_{kn} \mid x_n)` likewise (zeros when the guide samples nothing).
-    data_scale : float
-        The data plate's subsampling scale :math:`N/B` (1 without subsampling); estimators of
-        a data-set sum multiply their per-example sums by it.
-    guide_trace, model_trace : pyro.poutine.Trace
-        The traces the weights come from (particle plate included), e.g. to find sites
-        without ``rsample``.
-    """
+    r"""What :func:`per_example_log_weights` returns: :math:`\log p` and :math:`\log q` per
+    particle and example, the data plate's subsampling scale, and the traces (fields below)."""
 
     log_p: torch.Tensor
     log_q: torch.Tensor
@@ -120,6 +105,27 @@ class ImportanceWeights(NamedTuple):
     def log_weights(self) -> torch.Tensor:
         r""":math:`\log w_{kn} = \log p - \log q`, shape ``(K, n)``."""
         return self.log_p - self.log_q
+
+
+# field docstrings on the fields themselves (an "Attributes" section would make Sphinx
+# describe each field twice)
+ImportanceWeights.log_p.__doc__ = (
+    r":math:`\log p(x_n, h_{kn})`, shape ``(K, n)``: the model's log-density of everything the "
+    "guide proposed and of the observations, masks and ``poutine.scale`` applied, the data "
+    "plate's subsampling scale :math:`N/B` removed."
+)
+ImportanceWeights.log_q.__doc__ = (
+    r":math:`\log q(h_{kn} \mid x_n)`, shape ``(K, n)``, likewise (zeros when the guide samples "
+    "nothing)."
+)
+ImportanceWeights.data_scale.__doc__ = (
+    "The data plate's subsampling scale :math:`N/B` (1 without subsampling); estimators of a "
+    "data-set sum multiply their per-example sums by it."
+)
+ImportanceWeights.guide_trace.__doc__ = (
+    "The guide's trace (particle plate included), e.g. to find sites without ``rsample``."
+)
+ImportanceWeights.model_trace.__doc__ = "The model's trace, replayed against the guide's."
 
 
 class _DetachSamples(Messenger):
