@@ -1,7 +1,7 @@
 r"""AIS from prior to posterior for decoder models: log p(x) per example, and BDMC.
 
 For a Pyro model with continuous latent variables :math:`z` and observed data :math:`x`,
-:math:`p(x, z) = p(z)\,p(x \mid z)` per example, Wu, Burda, Salakhutdinov & Grosse (2017) [1]_
+:math:`p(x, z) = p(z)\,p(x \mid z)` per example, Wu, Burda, Salakhutdinov & Grosse (2017) [1]
 anneal from the prior to the posterior along
 
 .. math::
@@ -18,7 +18,7 @@ annealing chain as proposal. This is the opposite side from AIS for an energy-ba
 where AIS estimates the normalizer :math:`Z` and :math:`\log p(x) = -F(x) - \log\hat Z` is a
 stochastic *upper* bound (:math:`\log\hat Z` is biased low and enters with a minus sign).
 
-**Bidirectional Monte Carlo** (Grosse, Ghahramani & Adams 2015 [2]_): on data *simulated from
+**Bidirectional Monte Carlo** (Grosse, Ghahramani & Adams 2015 [2]): on data *simulated from
 the model*, :math:`(x, z) \sim p(x, z)`, the latent :math:`z` that generated :math:`x` is an
 exact draw from the posterior :math:`p(z\mid x) = f_1/Z_1`. Reverse AIS started there (from
 :math:`\beta=1` down to 0) has weights with :math:`\mathbb E[w_{rev}] = Z_0/Z_1 = 1/p(x)`, so
@@ -39,11 +39,11 @@ arguments) are not supported: the base draws run the model forward and must be d
 
 References
 ----------
-.. [1] Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
+1. Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
    decoder-based generative models. *ICLR* 2017.
-.. [2] R. B. Grosse, Z. Ghahramani and R. P. Adams. Sandwiching the marginal likelihood using
+2. R. B. Grosse, Z. Ghahramani and R. P. Adams. Sandwiching the marginal likelihood using
    bidirectional Monte Carlo. arXiv:1511.02543, 2015.
-.. [3] R. M. Neal. Annealed importance sampling. *Statistics and Computing* 11:125-139, 2001.
+3. R. M. Neal. Annealed importance sampling. *Statistics and Computing* 11:125-139, 2001.
 """
 
 from __future__ import annotations
@@ -408,7 +408,8 @@ def _make_kernel(kernel, path, step_size, num_leapfrog, target_accept, adapt):
 def _run(path, betas, num_chains, kernel, seed):
     from .loop import ais
 
-    return ais(path, betas, num_chains, kernel=kernel, seed=seed, warn=False)
+    with torch.no_grad():  # the increments need no graph; the kernel enables grad for its own
+        return ais(path, betas, num_chains, kernel=kernel, seed=seed, warn=False)
 
 
 def _seeds(seed, num_batches):
@@ -439,7 +440,7 @@ def ais_log_likelihood(
     r"""Per-example :math:`\log p(x)` of a Pyro model with continuous latents, by AIS with HMC.
 
     Anneals from the prior to the posterior of each example along
-    :math:`f_\beta(z) = p(z)\,p(x\mid z)^\beta` (Wu et al. 2017 [1]_; see
+    :math:`f_\beta(z) = p(z)\,p(x\mid z)^\beta` (Wu et al. 2017 [1]; see
     :mod:`pyrogen.infer.annealing.decoder`), ``num_chains`` chains per example, and returns
 
     .. math::
@@ -497,7 +498,7 @@ def ais_log_likelihood(
 
     References
     ----------
-    .. [1] Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
+    1. Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
        decoder-based generative models. *ICLR* 2017.
     """
     num_chains = check_int(num_chains, "num_chains", low=1)
@@ -579,8 +580,8 @@ def bdmc(
 ) -> BDMCResult:
     r"""Bidirectional Monte Carlo: sandwich :math:`\log p(x)` on data simulated from the model.
 
-    Grosse, Ghahramani & Adams (2015) [1]_, as used for decoder models by Wu et al. (2017)
-    [2]_. For each row of ``x`` (used only for its shape and the model's other arguments) one
+    Grosse, Ghahramani & Adams (2015) [1], as used for decoder models by Wu et al. (2017)
+    [2]. For each row of ``x`` (used only for its shape and the model's other arguments) one
     pair :math:`(\tilde x, \tilde z) \sim p(x, z)` is simulated. Then
 
     * forward AIS (prior :math:`\to` posterior, :func:`ais_log_likelihood`) on :math:`\tilde
@@ -602,9 +603,9 @@ def bdmc(
 
     References
     ----------
-    .. [1] R. B. Grosse, Z. Ghahramani and R. P. Adams. Sandwiching the marginal likelihood
+    1. R. B. Grosse, Z. Ghahramani and R. P. Adams. Sandwiching the marginal likelihood
        using bidirectional Monte Carlo. arXiv:1511.02543, 2015.
-    .. [2] Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
+    2. Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
        decoder-based generative models. *ICLR* 2017.
     """
     num_chains = check_int(num_chains, "num_chains", low=1)

@@ -12,7 +12,7 @@ momentum :math:`p \sim \mathcal N(0, I_D)` and step size :math:`\epsilon`, one t
     x \leftarrow x + \epsilon\, p, \quad
     p \leftarrow p + \tfrac{\epsilon}{2}\nabla\log f_\beta(x)
 
-(Neal 2011 [1]_) and accepts the end point :math:`(x', p')` per chain with probability
+(Neal 2011 [1]) and accepts the end point :math:`(x', p')` per chain with probability
 
 .. math::
 
@@ -21,7 +21,7 @@ momentum :math:`p \sim \mathcal N(0, I_D)` and step size :math:`\epsilon`, one t
 
 The leapfrog map is volume-preserving and reversible under :math:`p\to-p`, so the kernel
 satisfies detailed balance with respect to :math:`f_\beta` (it is its own time reversal, which
-reverse AIS and BDMC need). MALA (Roberts & Tweedie 1996 [2]_) is exactly the case
+reverse AIS and BDMC need). MALA (Roberts & Tweedie 1996 [2]) is exactly the case
 :math:`L = 1`: the proposal :math:`x' = x + \tfrac{\epsilon^2}{2}\nabla\log f_\beta(x) +
 \epsilon\,\xi` with the Metropolis-Hastings correction written in momentum form.
 
@@ -32,8 +32,8 @@ the acceptance test are formed in float64.
 
 **Step-size adaptation.** ``step_size`` has shape ``batch_shape`` (one per data row or model
 in the batch, shared by its chains). After each transition the step size moves toward a
-target mean acceptance probability :math:`\delta` (0.65 for HMC [3]_ [4]_, 0.574 for MALA
-[5]_) by the multiplicative rule
+target mean acceptance probability :math:`\delta` (0.65 for HMC [3] [4], 0.574 for MALA
+[5]) by the multiplicative rule
 
 .. math::
 
@@ -48,24 +48,24 @@ of the particles*; a kernel whose parameters are computed from the particles' ow
 covered (under the importance-weighted path measure the past is correlated with the current
 state; a counterexample with three temperatures is easy). Adapting from the *mean* acceptance of
 :math:`M` chains makes each chain's influence on its own kernels :math:`O(1/M)`, so the bias
-vanishes as :math:`M` grows (Beskos, Jasra, Kantas & Thiery 2016 [6]_ for adaptive SMC); this
-is what Wu et al. [4]_ do. For an *exactly* unbiased estimate, choose the step sizes in a pilot
+vanishes as :math:`M` grows (Beskos, Jasra, Kantas & Thiery 2016 [6] for adaptive SMC); this
+is what Wu et al. [4] do. For an *exactly* unbiased estimate, choose the step sizes in a pilot
 run and rerun with them fixed (``adapt=False``, ``step_size`` a tensor of shape
 ``batch_shape``), so that no kernel depends on the particles it moves.
 
 References
 ----------
-.. [1] R. M. Neal. MCMC using Hamiltonian dynamics. *Handbook of Markov Chain Monte Carlo*,
+1. R. M. Neal. MCMC using Hamiltonian dynamics. *Handbook of Markov Chain Monte Carlo*,
    ch. 5, 2011.
-.. [2] G. O. Roberts and R. L. Tweedie. Exponential convergence of Langevin distributions and
+2. G. O. Roberts and R. L. Tweedie. Exponential convergence of Langevin distributions and
    their discrete approximations. *Bernoulli* 2(4):341-363, 1996.
-.. [3] A. Beskos, N. Pillai, G. Roberts, J. M. Sanz-Serna and A. Stuart. Optimal tuning of the
+3. A. Beskos, N. Pillai, G. Roberts, J. M. Sanz-Serna and A. Stuart. Optimal tuning of the
    hybrid Monte Carlo algorithm. *Bernoulli* 19(5A):1501-1534, 2013.
-.. [4] Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
+4. Y. Wu, Y. Burda, R. Salakhutdinov and R. Grosse. On the quantitative analysis of
    decoder-based generative models. *ICLR* 2017.
-.. [5] G. O. Roberts and J. S. Rosenthal. Optimal scaling of discrete approximations to
+5. G. O. Roberts and J. S. Rosenthal. Optimal scaling of discrete approximations to
    Langevin diffusions. *J. R. Statist. Soc. B* 60(1):255-268, 1998.
-.. [6] A. Beskos, A. Jasra, N. Kantas and A. Thiery. On the convergence of adaptive sequential
+6. A. Beskos, A. Jasra, N. Kantas and A. Thiery. On the convergence of adaptive sequential
    Monte Carlo methods. *Annals of Applied Probability* 26(2):1111-1146, 2016.
 """
 
@@ -319,7 +319,7 @@ class MALA(HMC):
     The proposal :math:`x' = x + \tfrac{\epsilon^2}{2}\nabla\log f_\beta(x) + \epsilon\xi`,
     :math:`\xi\sim\mathcal N(0, I)`, corrected by Metropolis-Hastings; written as one leapfrog
     step the correction is the Hamiltonian difference, so this class only changes the defaults
-    (``num_leapfrog=1``, target acceptance 0.574 [5]_ of :mod:`pyrogen.infer.annealing.hmc`).
+    (``num_leapfrog=1``, target acceptance 0.574 [5] of :mod:`pyrogen.infer.annealing.hmc`).
     Cost per transition: one gradient evaluation.
     """
 
