@@ -49,7 +49,19 @@ __all__ = ["BoltzmannMachine", "RBM", "GaussianBernoulliRBM"]
 
 
 def _as_tensor(x, name, like=None):
+    """A parameter as a floating tensor: tensors are taken as they are but must be floating (an
+    integer weight would fail later, inside softplus) and of ``like``'s dtype (no silent
+    promotion); numbers and lists become tensors of ``like``'s (or the default) dtype."""
     if isinstance(x, torch.Tensor):
+        if not x.dtype.is_floating_point:
+            raise TypeError(
+                f"{name} must be a floating-point tensor. Got dtype {x.dtype} instead; convert "
+                f"it with {name}.to(torch.get_default_dtype()) (or .double())."
+            )
+        if like is not None and x.dtype != like.dtype:
+            raise TypeError(
+                f"{name} must have the dtype of weight, {like.dtype}. Got {x.dtype} instead."
+            )
         return x
     try:
         dtype = like.dtype if like is not None else torch.get_default_dtype()
@@ -108,6 +120,22 @@ def _check_no_nan(d, names):
                 f"{type(d).__name__} to satisfy the constraint Real(), but found NaN (or both "
                 "+inf and -inf) values."
             )
+
+
+def _check_value_dtype(d, value) -> None:
+    """``log_prob``'s value: binary (bool/int) values are cast exactly; a floating value must
+    have the distribution's dtype (a float64 value to a float32 RBM is refused, not cast: the
+    models' rule, because a silent cast changes log-probabilities)."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"value must be a torch.Tensor. Got {type(value).__name__} instead.")
+    if value.dtype.is_floating_point and value.dtype != d.dtype:
+        raise TypeError(
+            f"value must have the {type(d).__name__}'s dtype {d.dtype}. Got {value.dtype} "
+            f"instead; convert the value with value.to({d.dtype}) or the parameters to "
+            f"{value.dtype}."
+        )
+    if value.dtype.is_complex:
+        raise TypeError(f"value must be real-valued. Got dtype {value.dtype} instead.")
 
 
 def _check_last(t, name, size, what):
@@ -204,6 +232,11 @@ class BoltzmannMachine(BinaryEnergyBasedDistribution):
     @property
     def device(self):
         return self.weight.device
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """:math:`-E(x) - \\log Z`; a floating ``value`` must have this distribution's dtype."""
+        _check_value_dtype(self, value)
+        return super().log_prob(value)
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         r""":math:`E(x) = -x^\top U x - b^\top x`, shape ``broadcast(x.shape[:-1], batch)``."""
@@ -437,7 +470,12 @@ class RBM(BinaryEnergyBasedDistribution):
         product for data and chains together (five products per CD-1 step, six per PCD-1 step,
         five with ``PCD(reuse_hidden=True)``). ``last_log_z`` then holds the (detached) value
         of :math:`\log Z` used.
+
+        A bool or integer ``value`` is cast exactly; a floating one must have the RBM's dtype
+        (``TypeError`` naming both otherwise: a float64 value is not silently rounded to
+        float32).
         """
+        _check_value_dtype(self, value)
         if _fusable(self, value):
             if self._validate_args:
                 self._validate_sample(value)
@@ -786,6 +824,11 @@ class GaussianBernoulliRBM(EnergyBasedDistribution):
     @property
     def enumeration_units(self):
         return self.n_hidden
+
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
+        """:math:`-F(v) - \\log Z`; ``value`` must have this distribution's dtype."""
+        _check_value_dtype(self, value)
+        return super().log_prob(value)
 
     def energy(self, v, h):
         r"""Joint energy :math:`E(v, h)`."""

@@ -306,6 +306,58 @@ def test_wrong_parameter_shapes():
         BoltzmannMachine(torch.zeros(4, 4, dtype=D), torch.zeros(3, dtype=D))
 
 
+def _makers():
+    W, b, c = _rbm_params(4, 3)
+    U, a = _bm_params(4)
+    return {
+        "BoltzmannMachine": (BoltzmannMachine, {"weight": U, "bias": a}),
+        "RBM": (RBM, {"weight": W, "visible_bias": b, "hidden_bias": c}),
+        "GaussianBernoulliRBM": (GaussianBernoulliRBM,
+                                 {"weight": W, "visible_bias": b, "hidden_bias": c,
+                                  "sigma": torch.ones(4, dtype=D)}),
+    }
+
+
+@pytest.mark.parametrize("name", ["BoltzmannMachine", "RBM", "GaussianBernoulliRBM"])
+@pytest.mark.parametrize("bad_dtype", [torch.int64, torch.int32, torch.bool])
+def test_integer_parameters_are_refused_at_construction(name, bad_dtype):
+    """Before: an integer RBM weight was accepted and failed later inside softplus."""
+    cls, params = _makers()[name]
+    for key in params:
+        kw = dict(params, **{key: params[key].round().to(bad_dtype)})
+        with pytest.raises(TypeError, match=rf"{key} must be a floating-point tensor\. Got "
+                                            rf"dtype {bad_dtype}"):
+            cls(**kw)
+
+
+@pytest.mark.parametrize("name", ["BoltzmannMachine", "RBM", "GaussianBernoulliRBM"])
+def test_mixed_parameter_dtypes_are_refused(name):
+    cls, params = _makers()[name]
+    key = [k for k in params if k != "weight"][0]
+    with pytest.raises(TypeError, match=rf"{key} must have the dtype of weight, torch.float64\. "
+                                        r"Got torch.float32"):
+        cls(**dict(params, **{key: params[key].float()}))
+    # numbers and lists take weight's dtype
+    d = cls(**dict(params, **{key: params[key].tolist()}))
+    assert getattr(d, key).dtype == D
+
+
+@pytest.mark.parametrize("name", ["BoltzmannMachine", "RBM", "GaussianBernoulliRBM"])
+def test_log_prob_refuses_a_value_of_another_float_dtype(name):
+    """Before: RBM.log_prob silently cast a float64 value to a float32 RBM."""
+    cls, params = _makers()[name]
+    d32 = cls(**{k: v.float() for k, v in params.items()})
+    x = torch.tensor([[1.0, 0.0, 1.0, 1.0]], dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"value must have the .*'s dtype torch.float32\. Got "
+                                        r"torch.float64 instead"):
+        d32.log_prob(x)
+    # the same value in the distribution's dtype, and exact binary (bool/int) values, work
+    ref = d32.log_prob(x.float())
+    if name != "GaussianBernoulliRBM":
+        torch.testing.assert_close(d32.log_prob(x.bool()), ref)
+        torch.testing.assert_close(d32.log_prob(x.long()), ref)
+
+
 def test_bm_weight_must_be_symmetric_with_zero_diagonal():
     U, b = _bm_params(4)
     bad = U.clone()
