@@ -171,6 +171,7 @@ def _save_plot(kind: str, idata, var_names, path: str, num_pp: int) -> None:
                       "ppc": az.plot_ppc_dist}[kind]
                 kw = {"num_samples": num_pp} if kind == "ppc" else {"var_names": var_names}
                 fn(idata, backend="matplotlib", **kw)
+                # arviz-plots draws with pyplot.subplots: the new figure is pyplot's newest
                 fig = plt.figure(max(set(plt.get_fignums()) - before))
             else:
                 if kind == "trace":
