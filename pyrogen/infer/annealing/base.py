@@ -2,21 +2,19 @@ r"""The protocol of the annealing engine: paths, kernels, their states and infos
 
 Layout of :mod:`pyrogen.infer.annealing` (one mechanism each):
 
-=================  ===========================================================================
-module             contents
-=================  ===========================================================================
-``base``           this protocol: :class:`AnnealingPath`, :class:`Kernel`, :class:`KernelState`,
-                   :class:`KernelInfo`, :class:`AISWarning`
-``defaults``       the module constants the defaults of ``ais``/``smc``/``AIS()`` read
-``schedules``      fixed schedules (:func:`schedule`) and their validation
-``kernels``        discrete kernels: block Gibbs, single-site Gibbs, binary Metropolis
-``paths``          the paths: base-rate RBM, geometric, DBM, parameter interpolation
-``loop``           the ONE annealing loop: :func:`ais` (no resampling) and :func:`smc`
-                   (resampling + adaptive schedule), :func:`ais_init`/:func:`ais_step`
-``reverse``        RAISE (:func:`reverse_ais`)
-``hmc``            continuous kernels (HMC, MALA with step-size adaptation)
-``decoder``        AIS from prior to posterior for decoder models (``ais_log_likelihood``)
-=================  ===========================================================================
+* ``base`` -- this protocol: :class:`AnnealingPath`, :class:`Kernel`, :class:`KernelState`,
+  :class:`KernelInfo`, :class:`TransitionKernel`, :class:`AISWarning`;
+* ``defaults`` -- the module constants the defaults of ``ais``/``smc``/``AIS()`` read;
+* ``schedules`` -- fixed schedules (``schedule``) and their validation (``check_betas``);
+* ``kernels`` -- discrete kernels: block Gibbs, single-site Gibbs, binary Metropolis,
+  random-walk Metropolis, and ``resolve_kernel``;
+* ``paths`` -- the paths: base-rate RBM, geometric, DBM, parameter interpolation (defined in
+  :mod:`pyrogen.distributions.paths`, re-exported);
+* ``loop`` -- the ONE annealing loop: ``ais`` (no resampling) and ``smc`` (resampling +
+  adaptive schedule), ``ais_init``/``ais_step``;
+* ``reverse`` -- RAISE (``reverse_ais``);
+* ``hmc`` -- continuous kernels (HMC, MALA with step-size adaptation);
+* ``decoder`` -- AIS from prior to posterior for decoder models (``ais_log_likelihood``).
 
 :mod:`pyrogen.infer.ais` is a façade that re-exports the historical names from here.
 

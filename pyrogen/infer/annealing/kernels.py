@@ -1,24 +1,19 @@
 r"""Discrete transition kernels on batched chains, each leaving :math:`f_\beta` invariant.
 
-=======================  ==================================================================
-kernel                   one ``step`` at inverse temperature :math:`\beta`
-=======================  ==================================================================
-:class:`BlockGibbs`      draw the summed-out layers given the state, then the state given
-                         them: RBM :math:`v \to h \to v`; DBM odd layers then even layers.
-                         Uses the path's conditionals ``sample_latent`` /
-                         ``sample_given_latent``. Reversible in the state (the state's
-                         marginal chain is a data-augmentation sampler).
-:class:`SingleSiteGibbs` systematic-scan heat-bath sweep over the binary units,
-                         :math:`P(x_i = 1 \mid x_{-i}) = \sigma(\log f_\beta(x^{i\to1}) -
-                         \log f_\beta(x^{i\to0}))` (the path's ``conditional_logits`` when it
-                         has them, a Boltzmann machine's :math:`b_i + 2\sum_j U_{ij}x_j`;
-                         otherwise two evaluations of ``log_density``). Its time reversal is
-                         the sweep in reverse order (:meth:`SingleSiteGibbs.reverse`).
-:class:`BinaryMetropolis` ``num_proposals`` single-flip Metropolis updates at uniformly chosen
-                         sites, accepted with probability :math:`\min(1, f_\beta(x')/f_\beta(x))`
-                         (symmetric proposal: reversible).
-:class:`RandomWalkMetropolis` Gaussian random-walk Metropolis for real events (reversible).
-=======================  ==================================================================
+* :class:`BlockGibbs` -- draw the summed-out layers given the state, then the state given
+  them: RBM :math:`v \to h \to v`; DBM odd layers then even layers. Uses the path's
+  conditionals ``sample_latent`` / ``sample_given_latent``. Reversible in the state (the
+  state's marginal chain is a data-augmentation sampler).
+* :class:`SingleSiteGibbs` -- systematic-scan heat-bath sweep over the binary units,
+  :math:`P(x_i = 1 \mid x_{-i}) = \sigma(\log f_\beta(x^{i\to1}) - \log f_\beta(x^{i\to0}))`
+  (the path's ``conditional_logits`` when it has them, e.g. a Boltzmann machine's
+  :math:`b_i + 2\sum_j U_{ij}x_j`; otherwise two evaluations of ``log_density``). Its time
+  reversal is the sweep in reverse order (:meth:`SingleSiteGibbs.reverse`).
+* :class:`BinaryMetropolis` -- ``num_proposals`` single-flip Metropolis updates at uniformly
+  chosen sites, accepted with probability :math:`\min(1, f_\beta(x')/f_\beta(x))`
+  (symmetric proposal: reversible).
+* :class:`RandomWalkMetropolis` -- Gaussian random-walk Metropolis for real events
+  (reversible).
 
 Every kernel draws its random numbers through :mod:`pyrogen._random` with the chains first, so
 chain-block generators work. Each kernel's ``init(x)`` returns a :class:`KernelState` and
