@@ -9,7 +9,10 @@ coordinates: under a Gaussian approximation a correct estimator fails with proba
 draws, seed 1, the largest |z| over 36 coordinates was 2.6), hence 1000 draws here.
 """
 
+import math
+
 import pyro
+import pyro.distributions as dist
 import pytest
 import torch
 
@@ -373,6 +376,76 @@ def test_nn_baselines_of_two_wrapped_guides_get_their_own_store_names():
         names = [k for k in store.keys() if id(store._params[k]) in own]
         assert len(names) == len(own)
     assert len({k.split("$$$")[0] for k in store.keys() if "sf_baseline" in k}) == 2
+
+
+def test_optimal_baseline_scales_once_by_the_subsampling_factor():
+    """Issue 13, bug 3: same seed, the batch scaled to ``num_data = 10 x`` its size: every
+    gradient coordinate is exactly 10 times the unscaled one, as with TraceGraph_ELBO. Before
+    the fix the score came from the scaled log q and the signal was scaled too: the recognition
+    coordinates came out 100 times larger (measured: gradient-norm ratio 100.0)."""
+    m = _model()
+    ps = _params(m)
+
+    def grad(loss, num_data):
+        for p in ps:
+            p.grad = None
+        pyro.set_rng_seed(3)
+        loss.loss_and_grads(m.model, m.guide, X, num_data=num_data)
+        return _flat(ps).clone()
+
+    for loss in (OptimalBaselineReinforce(num_particles=4), pyro.infer.TraceGraph_ELBO()):
+        torch.testing.assert_close(grad(loss, 10 * len(X)), 10 * grad(loss, None))
+
+
+def test_optimal_baseline_holds_reparametrized_samples_fixed():
+    r"""A Normal guide (``has_rsample``): the estimator uses the score at fixed samples, so its
+    mean matches the exact ELBO gradient of a Normal-Normal model (closed form). Before the fix
+    log q was differentiated through the sample, where :math:`\log q(\mu + s\epsilon)` does not
+    depend on :math:`\mu`: the recognition gradient came out zero
+    (measured: 0, 0, 3e-16).
+
+    z-test per coordinate (3) at 4.5 standard errors, 400 draws, seed 0: under the normal
+    approximation a correct estimator fails with probability below 3 * 7e-6 = 2e-5. Power: the
+    exact gradient is (-4.05, -2.70, -0.79) with standard errors (0.29, 0.17, 0.15) here, so the
+    old zero gradient is 14 and 16 standard errors off in the first two coordinates (measured
+    z of the fixed code: at most 1.1).
+    """
+    x = torch.tensor([-1.0, 0.5, 2.0], dtype=torch.float64)
+    loc_w = torch.tensor(0.2, dtype=torch.float64, requires_grad=True)
+    loc_b = torch.tensor(-0.3, dtype=torch.float64, requires_grad=True)
+    log_s = torch.tensor(-0.5, dtype=torch.float64, requires_grad=True)
+    ps = [loc_w, loc_b, log_s]
+
+    def model(x):
+        with pyro.plate("data", len(x)):
+            z = pyro.sample("z", dist.Normal(torch.zeros_like(x), 1.0))
+            pyro.sample("x", dist.Normal(z, 1.0), obs=x)
+
+    def guide(x):
+        w = pyro.param("w", loc_w)
+        b = pyro.param("b", loc_b)
+        ls = pyro.param("ls", log_s)
+        with pyro.plate("data", len(x)):
+            pyro.sample("z", dist.Normal(w * x + b, ls.exp()))
+
+    # exact ELBO: E_q[log N(z;0,1) + log N(x;z,1)] + H[q], q = N(mu, s^2)
+    mu, s2 = loc_w * x + loc_b, torch.exp(2 * log_s)
+    elbo = (-0.5 * (mu**2 + s2) - 0.5 * ((x - mu) ** 2 + s2) - math.log(2 * math.pi)
+            + log_s + 0.5 * math.log(2 * math.pi * math.e)).sum()
+    exact = torch.stack(torch.autograd.grad(-elbo, ps))
+    loss = OptimalBaselineReinforce(num_particles=4)
+    pyro.set_rng_seed(0)
+    draws = []
+    for _ in range(400):
+        w, b, ls = (pyro.param(n, p) for n, p in zip(("w", "b", "ls"), ps))
+        for p in (w, b, ls):
+            p.unconstrained().grad = None
+        loss.loss_and_grads(model, guide, x)
+        draws.append(torch.stack([p.unconstrained().grad for p in (w, b, ls)]))
+    draws = torch.stack(draws)
+    se = draws.std(0) / math.sqrt(len(draws))
+    z = (draws.mean(0) - exact) / se
+    assert float(z.abs().max()) < 4.5, (draws.mean(0), exact, se)
 
 
 def test_bad_arguments():
