@@ -214,13 +214,43 @@ class RBMBaseRatePath:
         """One block-Gibbs sweep :math:`v \to h \to v` of the intermediate RBM at ``beta``."""
         return self.sample_given_latent(self.sample_latent(x, beta, generator), beta, generator)
 
+    def _fused_weights(self):
+        """``([W | b - b^A], [c | 0], W^T)``, contiguous, built once per path."""
+        if getattr(self, "_fused", None) is None:
+            d = (self.visible_bias - self.base_visible_bias).unsqueeze(-1)
+            w_aug = torch.cat([self.weight, d], -1).contiguous()
+            c_aug = torch.cat([self.hidden_bias, torch.zeros_like(self.hidden_bias[..., :1])], -1)
+            self._fused = (w_aug, c_aug, self.weight.transpose(-1, -2).contiguous())
+        return self._fused
+
     def anneal_step(self, x, beta_prev: float, beta: float, generator=None):
-        """Fused weight increment and block-Gibbs move (one ``v W`` product shared by both)."""
-        a = self._vw(x) + self.hidden_bias
-        inc = (beta - beta_prev) * (x * (self.visible_bias - self.base_visible_bias)).sum(-1)
-        inc = inc + (F.softplus(beta * a) - F.softplus(beta_prev * a)).sum(-1)
-        h = self._sample_h(a, beta, generator)
-        return self.sample_given_latent(h, beta, generator), inc
+        r"""Fused weight increment and block-Gibbs move.
+
+        One product :math:`x\,[W \mid b - b^A] + [c \mid 0]` gives the hidden pre-activations
+        (shared by the increment and :math:`h`'s conditional) and the linear term of the
+        increment; the conditionals are computed in place and each Bernoulli draw is one uniform
+        fill compared in place (the same random numbers, in the same order, as
+        :meth:`transition`); the increment is summed in float64. Cost: two
+        :math:`M \times V \times H` products and :math:`M(V + H)` uniforms.
+        """
+        w_aug, c_aug, wt = self._fused_weights()
+        nh = self.n_hidden
+        if self.batch_shape:
+            ac = (x.movedim(0, -2) @ w_aug).movedim(-2, 0) + c_aug
+        else:
+            ac = torch.addmm(c_aug, x, w_aug)
+        a = ac[..., :nh]
+        inc = (beta - beta_prev) * ac[..., nh].double()
+        inc += (F.softplus(beta * a) - F.softplus(beta_prev * a)).sum(-1, dtype=torch.float64)
+        ph = a.mul_(beta).sigmoid_()
+        h = uniform_(torch.empty_like(ph), generator).lt_(ph)
+        bias = torch.lerp(self.base_visible_bias, self.visible_bias, beta)
+        if self.batch_shape:
+            logits = (h.movedim(0, -2) @ wt).movedim(-2, 0).mul_(beta).add_(bias)
+        else:
+            logits = torch.addmm(bias, h, wt, alpha=beta)
+        p = logits.sigmoid_()
+        return uniform_(torch.empty_like(p), generator).lt_(p), inc
 
     def __repr__(self) -> str:
         return (
