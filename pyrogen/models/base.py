@@ -490,9 +490,10 @@ class GenerativeModel(PyroModule):
                     f"of {window_epochs * per_epoch} steps"
                 )
             else:
+                w = window_epochs * per_epoch
                 why = (
-                    f"it ran out of steps after {i}, while the mean loss per window of "
-                    f"{window_epochs * per_epoch} steps still improved (last means "
+                    f"it ran out of steps after {i}, while the mean loss per window of {w} "
+                    f"step{'s' if w > 1 else ''} still improved (last means "
                     f"{', '.join(f'{m:.4g}' for m in means[-3:])})"
                 )
             budget = limit_name or ("num_epochs" if num_epochs is not None else "num_steps")

@@ -13,8 +13,10 @@ import torch
 from pyro import poutine
 from pyro.infer.mcmc.util import initialize_model
 
-from pyrogen import diagnostics
+from pyrogen import ConvergenceWarning, diagnostics
 from pyrogen.models.bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
+
+from ._fitting import fit_honestly
 
 
 def low_rank_data(n=60, D=5, rank=2, noise=0.3, seed=0):
@@ -231,7 +233,7 @@ def test_map_with_flat_priors_matches_ppca_maximum_likelihood():
         4, 1, w_prior="normal", w_scale=1e3, loc_scale=1e3, noise_prior="lognormal",
         noise_params=(0.0, 1e3), guide="delta",
     ).double()
-    m.fit(x, num_steps=300, lr=0.02, progress=False, seed=0, num_posterior_samples=1)
+    fit_honestly(m.fit, x, num_steps=300, lr=0.02, progress=False, seed=0, num_posterior_samples=1)
     _, sigma2, _, ll_ml = ppca_ml(x, 1)
     ll = m.log_likelihood(x).mean()
     assert abs(ll - ll_ml) < 1e-3 * abs(ll_ml)
@@ -247,7 +249,7 @@ def test_svi_ard_switches_off_unneeded_components():
     """
     x = low_rank_data(150, 8, rank=2, noise=0.3, seed=0)
     m = BayesianPPCA(8, 5).double()
-    m.fit(x, num_steps=400, lr=0.03, progress=False, seed=0, num_posterior_samples=50)
+    fit_honestly(m.fit, x, num_steps=400, lr=0.03, progress=False, seed=0, num_posterior_samples=50)
     rel = m.component_relevance()
     assert m.active_components() == 2
     assert (rel[:2] > 20).all() and (rel[2:] < 0.5).all(), rel
@@ -259,7 +261,8 @@ def test_other_guides_run(guide):
     m = BayesianFactorAnalysis(
         4, 2, guide=guide, likelihood="latent" if guide == "structured" else "collapsed"
     ).double()
-    hist = m.fit(x, num_steps=5, progress=False, seed=0, num_posterior_samples=4)
+    with pytest.warns(ConvergenceWarning):
+        hist = m.fit(x, num_steps=5, progress=False, seed=0, num_posterior_samples=4)
     assert hist.info["guide"] == guide and len(hist.losses) == 5
     assert m.posterior_W.shape == (4, 4, 2)
     assert torch.isfinite(m.log_likelihood(x).values).all()
@@ -268,7 +271,8 @@ def test_other_guides_run(guide):
 def test_save_load_keeps_posterior_draws(tmp_path):
     x = low_rank_data(30, 4)
     m = BayesianPPCA(4, 2).double()
-    m.fit(x, num_steps=3, progress=False, seed=0, num_posterior_samples=7)
+    with pytest.warns(ConvergenceWarning):
+        m.fit(x, num_steps=3, progress=False, seed=0, num_posterior_samples=7)
     m.save(tmp_path / "m.pt")
     back = BayesianPPCA.load(tmp_path / "m.pt")
     assert back.posterior_W.shape == (7, 4, 2)
@@ -354,7 +358,8 @@ def test_loo_prefers_true_dimension_fast():
     idatas = {}
     for K in (1, 2):
         m = BayesianPPCA(4, K, w_prior="normal").double()
-        m.fit(x, num_steps=60, lr=0.05, progress=False, seed=0, num_posterior_samples=50)
+        with pytest.warns(ConvergenceWarning):
+            m.fit(x, num_steps=60, lr=0.05, progress=False, seed=0, num_posterior_samples=50)
         idatas[f"K={K}"] = m.to_inference_data()
     df = diagnostics.compare_loo(idatas)
     assert df.attrs["best"] == "K=2"
