@@ -51,9 +51,9 @@ from .._io import atomic_torch_save
 from .._validation import check_data, check_float, check_int
 from ..exceptions import ConvergenceWarning
 
+# FitHistory (from pyrogen._history) is importable from here; documented in pyrogen.models
 __all__ = [
     "GenerativeModel",
-    "FitHistory",
     "MODELS",
     "register_model",
     "load",
