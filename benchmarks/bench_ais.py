@@ -80,7 +80,10 @@ def train_models(args, out):
     os.makedirs(args.model_dir, exist_ok=True)
     x = None
     models = {}
-    for name, (nh, method, epochs, opt, lr, seed) in model_specs(args).items():
+    specs = model_specs(args)
+    if getattr(args, "models", None):
+        specs = {k: v for k, v in specs.items() if k in args.models.split(",")}
+    for name, (nh, method, epochs, opt, lr, seed) in specs.items():
         path = os.path.join(args.model_dir, name + ".pt")
         meta_path = os.path.join(args.model_dir, name + ".json")
         if os.path.exists(path) and os.path.exists(meta_path):
@@ -135,10 +138,10 @@ def train_models(args, out):
 # accuracy grid
 # --------------------------------------------------------------------------------------------
 #: (chains, temperatures) pairs of the grid: chains x temperatures in {100, 300, 1000, 3000,
-#: 10000}^2 up to 1e6 chain-sweeps per run (the larger ones cost minutes a run here)
+#: 10000}^2 up to 3e5 chain-sweeps per run (the larger ones cost minutes a run on the shared VM)
 GRID = sorted(
     [(m, k) for m in (100, 300, 1000, 3000, 10000) for k in (100, 300, 1000, 3000, 10000)
-     if m * k <= 10**6],
+     if m * k <= 3 * 10**5],
     key=lambda mk: (mk[0] * mk[1], mk[1]),
 )
 QUICK_GRID = [(100, 100), (300, 100), (100, 300)]
@@ -226,8 +229,8 @@ def bench_grid(args, out):
     grid = QUICK_GRID if args.quick else GRID
     if args.grid:
         grid = [tuple(int(v) for v in s.split("x")) for s in args.grid.split(",")]
-    for chains, temps in grid:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seed-major: a truncated run covers every setting
+        for chains, temps in grid:
             for name, (m, exact, _) in models.items():
                 if (name, chains, temps, seed) in done:
                     continue
@@ -238,7 +241,7 @@ def bench_grid(args, out):
                            log_z=float(r.log_z), se=float(r.log_z_stderr), ess=float(r.ess),
                            wall_s=wall, cpu_s=cpu, load=os.getloadavg()[0])
                 _append_jsonl(store, row)
-        print(f"done {chains}x{temps} (load {os.getloadavg()[0]:.1f})", flush=True)
+            print(f"done seed {seed} {chains}x{temps} (load {os.getloadavg()[0]:.1f})", flush=True)
     rows = [r for r in _load_jsonl(store) if (r["chains"], r["temps"]) in set(grid)]
     text = grid_table(rows, f"## AIS grid: chains x temperatures ('sm' schedule, data base rate, "
                       f"float32), {args.seeds} seeds; exact log Z by enumeration")
@@ -246,13 +249,90 @@ def bench_grid(args, out):
     out.append(text)
 
 
-SECTIONS = {"models": train_models, "grid": bench_grid}
+# --------------------------------------------------------------------------------------------
+# pooled chains: the statistics of many M-chain runs from one big run
+# --------------------------------------------------------------------------------------------
+#: (temperatures, pooled chains): one run of P chains at K temperatures is split into P / M
+#: disjoint groups of M chains, each exactly an independent M-chain AIS run (chains never
+#: interact in AIS), so one pool gives the error distribution of every M dividing P.
+POOLS = [(300, 3000), (1000, 3000), (3000, 1000), (10000, 1000)]
+QUICK_POOLS = [(100, 300)]
+
+
+def pool_stats(log_w, exact, group):
+    """Per group of ``group`` consecutive chains: (error, reported se, ESS) of its estimate."""
+    from pyrogen.evaluation import log_mean_exp
+
+    n = log_w.shape[0] // group
+    lw = log_w[: n * group].double().reshape(n, group).T  # (group, n runs)
+    r = log_mean_exp(lw, dim=0)
+    return [(float(v) - exact, float(s), float(e)) for v, s, e in zip(r.value, r.stderr, r.ess)]
+
+
+def bench_pool(args, out):
+    import warnings
+
+    import torch
+
+    from pyrogen.infer.annealing import ais
+
+    models = train_models(args, [])
+    pools = QUICK_POOLS if args.quick else POOLS
+    if args.grid:
+        pools = [tuple(int(v) for v in s.split("x")) for s in args.grid.split(",")]
+    for temps, chains in pools:
+        for name, (m, exact, _) in models.items():
+            f = os.path.join(args.model_dir, f"pool_{name}_{temps}x{chains}.pt")
+            if os.path.exists(f):
+                continue
+            t0, c0 = time.perf_counter(), time.thread_time()
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                r = ais(rbm_path(m), temps, chains, seed=1000 + temps)
+            wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+            torch.save({"log_weights": r.log_weights.double(), "exact": exact, "wall_s": wall,
+                        "cpu_s": cpu, "load": os.getloadavg()[0]}, f)
+            print(f"pool {name} {temps}x{chains}: cpu {cpu:.1f}s wall {wall:.1f}s "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    lines = [
+        "## AIS error distribution from pooled chains ('sm' schedule, data base rate, float32 "
+        "particles): a pool of P chains split into P/M independent M-chain runs",
+        f"{'model':<22} {'temps':>6} {'chains':>6} {'runs':>4} {'mean err':>8} {'max|err|':>8} "
+        f"{'<=0.1':>6} {'mean se':>8} {'<=3se':>6} {'mean ESS':>8} {'CPU s/run':>9}",
+    ]
+    for temps, chains in pools:
+        for name, (_m, exact, _) in models.items():
+            f = os.path.join(args.model_dir, f"pool_{name}_{temps}x{chains}.pt")
+            if not os.path.exists(f):
+                continue
+            d = torch.load(f, weights_only=True)
+            for group in (100, 300, 1000, 3000):
+                if group > chains // 3 and group != chains:
+                    continue
+                st = pool_stats(d["log_weights"], exact, group)
+                n = len(st)
+                errs = [e for e, _, _ in st]
+                lines.append(
+                    f"{name:<22} {temps:>6} {group:>6} {n:>4} {sum(errs) / n:>8.3f} "
+                    f"{max(abs(e) for e in errs):>8.3f} "
+                    f"{sum(abs(e) <= 0.1 for e in errs):>3}/{n:<2} "
+                    f"{sum(s for _, s, _ in st) / n:>8.3f} "
+                    f"{sum(abs(e) <= 3 * s for e, s, _ in st):>3}/{n:<2} "
+                    f"{sum(x for _, _, x in st) / n:>8.1f} {d['cpu_s'] * group / chains:>9.2f}"
+                )
+    text = "\n".join(lines)
+    print(text, flush=True)
+    out.append(text)
+
+
+SECTIONS = {"models": train_models, "grid": bench_grid, "pool": bench_pool}
 
 
 def main(argv=None):
     p = bench_parser("AIS accuracy against exact log Z, and AIS throughput against matmul")
     p.add_argument("--only", default=None, help="comma-separated sections: " + ", ".join(SECTIONS))
     p.add_argument("--seeds", type=int, default=10)
+    p.add_argument("--models", default=None, help="comma-separated model names (default all)")
     p.add_argument("--grid", default=None, help="grid settings, e.g. 1000x300,300x1000")
     p.add_argument("--model-dir", default=os.path.join(ROOT, "runs", "ais_models"))
     args = p.parse_args(argv)
