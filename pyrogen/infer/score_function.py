@@ -249,11 +249,12 @@ class NVIL_ELBO(TraceGraph_ELBO):
     Re-implements the per-particle body of Pyro 1.9's ``TraceGraph_ELBO`` (uses its private
     ``_get_baseline_options``), with three changes: the division by :math:`\sigma_s`, where the
     decaying averages live (below), and **masks**: where a guide site is masked out
-    (``poutine.mask``, e.g. padding rows) its downstream cost is zero, and Pyro would still
-    subtract the baseline there (adding :math:`-b\,\nabla\log q`, zero-mean noise, to the
-    gradient), fit the baseline network to that zero and average it into the decaying
-    baseline; here masked positions get no baseline, do not enter the averages, the network's
-    loss or :math:`\sigma_s`, so a masked row contributes exactly nothing. Without masks and
+    (``poutine.mask``; typically a padding row masked in model and guide, whose downstream cost
+    is then zero) Pyro would still subtract the baseline (adding :math:`-b\,\nabla\log q`,
+    zero-mean noise, to the gradient), fit the baseline network to that zero and average it
+    into the decaying baseline; here masked positions get no baseline and do not enter the
+    averages, the network's loss or :math:`\sigma_s`, so a masked row contributes exactly
+    nothing. Without masks and
     with ``variance_normalization=False`` the two agree to rounding (tested). The running
     statistics **and the decaying-average baselines** live on the loss object (attribute
     ``decaying_averages``), not in Pyro's global param store where ``TraceGraph_ELBO`` keys them
