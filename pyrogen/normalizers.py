@@ -189,7 +189,9 @@ class AIS(Normalizer):
         res = self.run(dist)
         weights = torch.softmax(res.log_weights.detach(), dim=0)
         particles = res.samples.detach()
-        s = (weights * dist.unnormalized_log_prob(particles)).sum(0)
+        # paths whose state is not the event (a DBM's even layers) offer their own score
+        score = getattr(dist, "annealing_state_log_prob", None) or dist.unnormalized_log_prob
+        s = (weights * score(particles)).sum(0)
         est = LogZEstimate(
             log_z=_surrogate(res.log_z.to(s.dtype), s),
             kind=self.kind,

@@ -3,6 +3,7 @@ Gaussian-Bernoulli RBMs) whose log-normalizer comes from a :mod:`pyrogen.normali
 """
 
 from .boltzmann import RBM, BoltzmannMachine, GaussianBernoulliRBM
+from .dbm import DBMJoint, DeepBoltzmannMachine
 from .energy import (
     BinaryEnergyBasedDistribution,
     EnergyBasedDistribution,
@@ -18,6 +19,8 @@ __all__ = [
     "BoltzmannMachine",
     "RBM",
     "GaussianBernoulliRBM",
+    "DeepBoltzmannMachine",
+    "DBMJoint",
     "enumerate_binary_states",
     "GeneralizedNormal",
     "FactorialSources",
