@@ -87,8 +87,8 @@ def check_ordering(ordering, n_features: int, name: str = "ordering") -> torch.T
     return o
 
 
-#: positions per block of the blocked NADE pass (see :class:`_NADEHiddenDot`)
-_BLOCK = 8
+#: positions between saved hidden states in :class:`_NADEHiddenDot` (backward recomputation)
+_BLOCK = 16
 
 
 class _NADEHiddenDot(torch.autograd.Function):
@@ -96,59 +96,52 @@ class _NADEHiddenDot(torch.autograd.Function):
     W_{:,j} x_{nj}`, for ``x (N, D)``, ``W (H, D)``, ``c (N, H)``, ``V (D, H)``, with a
     hand-written backward.
 
-    Both passes walk the positions in blocks of :data:`_BLOCK`: the ``(N, block, H)``
-    pre-activations of one block stay in cache, and the backward pass recomputes them from the
-    hidden state saved at each block start (``(N, D / block, H)``) instead of keeping all
-    ``(N, D, H)`` activations: the same :math:`O(NDH)` arithmetic as autograd over a cumulative
-    sum, a fraction of the memory traffic. The backward pass is Larochelle & Murray's
-    :math:`O(DH)` gradient: with :math:`\delta_{nd} = \partial L / \partial a_{nd}`,
-    :math:`\partial L/\partial W_{:,j} = \sum_n x_{nj} \sum_{d>j} \delta_{nd}` (a reverse
-    cumulative sum). No gradient flows to ``x`` (binary data).
+    Larochelle & Murray's algorithm: the forward pass walks the positions keeping one running
+    ``(N, H)`` pre-activation (updated in place by a rank-one ``addr_``), so the working set
+    stays in cache; it saves the hidden state every :data:`_BLOCK` positions (``(N, D /
+    16, H)``), not the ``(N, D, H)`` activations autograd would keep. The backward pass walks
+    the blocks in reverse, recomputes a block's activations from its saved start, and
+    accumulates the :math:`O(DH)` gradient: with :math:`\delta_{nd} = \partial L / \partial
+    a_{nd}`, :math:`\partial L/\partial W_{:,j} = \sum_n x_{nj} \sum_{d>j} \delta_{nd}`
+    (a reverse running sum) and :math:`\partial L / \partial c_n = \sum_d \delta_{nd}`.
+    No gradient flows to ``x`` (binary data).
     """
 
     @staticmethod
     def forward(ctx, x, W, c, V):
         N, D = x.shape
-        Wt = W.T
+        Wt, xt = W.T.contiguous(), x.T.contiguous()
         a = c.clone()
-        out = torch.empty(N, D, dtype=W.dtype, device=W.device)
+        out = torch.empty(D, N, dtype=W.dtype, device=W.device)
         starts = []
-        for k in range(0, D, _BLOCK):
-            starts.append(a)
-            contrib = x[:, k:k + _BLOCK, None] * Wt[k:k + _BLOCK]
-            cs = torch.cumsum(contrib, 1)
-            h = torch.sigmoid(a.unsqueeze(1) + (cs - contrib))
-            out[:, k:k + _BLOCK] = torch.einsum("nbh,bh->nb", h, V[k:k + _BLOCK])
-            a = a + cs[:, -1]
-        ctx.save_for_backward(x, W, V, torch.stack(starts, 1))
-        return out
+        for d in range(D):
+            if d % _BLOCK == 0:
+                starts.append(a.clone())
+            torch.mv(torch.sigmoid(a), V[d], out=out[d])
+            a.addr_(xt[d], Wt[d])
+        ctx.save_for_backward(xt, Wt, V, torch.stack(starts))
+        return out.T
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, gz):
-        x, W, V, starts = ctx.saved_tensors
-        N, D = x.shape
-        Wt = W.T
-        dW = torch.zeros_like(Wt)
-        dV = torch.zeros_like(V)
-        dc = torch.zeros_like(starts[:, 0])
-        later = torch.zeros_like(dc)  # sum of delta over the positions after the block
-        ks = list(range(0, D, _BLOCK))
-        for i in range(len(ks) - 1, -1, -1):
-            k = ks[i]
-            sl = slice(k, k + _BLOCK)
-            contrib = x[:, sl, None] * Wt[sl]
-            cs = torch.cumsum(contrib, 1)
-            h = torch.sigmoid(starts[:, i].unsqueeze(1) + (cs - contrib))
-            g = gz[:, sl]
-            dV[sl] = torch.einsum("nb,nbh->bh", g, h)
-            delta = g.unsqueeze(-1) * V[sl] * h * (1.0 - h)  # dL/da, (N, b, H)
-            rs = torch.flip(torch.cumsum(torch.flip(delta, (1,)), 1), (1,))  # sum_{d>=j}
-            dW[sl] = torch.einsum("nb,nbh->bh", x[:, sl], later.unsqueeze(1) + rs - delta)
-            total = rs[:, 0]
-            dc += total
-            later = later + total
-        return None, dW.T, dc, dV
+        xt, Wt, V, starts = ctx.saved_tensors
+        D = xt.shape[0]
+        gt = gz.T.contiguous()
+        dWt, dV = torch.empty_like(Wt), torch.empty_like(V)
+        later = torch.zeros_like(starts[0])  # sum of delta over the positions after d
+        for k in range(starts.shape[0] - 1, -1, -1):
+            lo, hi = k * _BLOCK, min(D, (k + 1) * _BLOCK)
+            a, hs = starts[k].clone(), []
+            for d in range(lo, hi):
+                hs.append(torch.sigmoid(a))
+                a.addr_(xt[d], Wt[d])
+            for d in range(hi - 1, lo - 1, -1):
+                h = hs[d - lo]
+                torch.mv(h.T, gt[d], out=dV[d])
+                torch.mv(later.T, xt[d], out=dWt[d])
+                later.addcmul_(torch.outer(gt[d], V[d]), h * (1.0 - h))
+        return None, dWt.T, later, dV
 
 
 def nade_logits(value, weight, hidden_bias, out_weight, bias, ordering=None,
@@ -178,10 +171,11 @@ def nade_logits(value, weight, hidden_bias, out_weight, bias, ordering=None,
     logits : Tensor, shape ``(..., D)``, in *variable* order.
 
     Cost: :math:`O(DH)` time per vector. With unbatched ``weight`` and ``out_weight`` (the
-    common case, including a conditional NADE with per-example biases) a blocked pass with a
-    hand-written backward keeps memory at :math:`O(DH/16)` per vector
-    (:class:`_NADEHiddenDot`); batched weights or ``return_hidden`` materialize the
-    ``(..., D, H)`` pre-activations and use autograd.
+    common case, including a conditional NADE with per-example biases) the pass walks the
+    positions with one running pre-activation and a hand-written backward, memory
+    :math:`O(DH/16)` per vector (:class:`_NADEHiddenDot`); batched weights or
+    ``return_hidden`` materialize the ``(..., D, H)`` pre-activations (one cumulative sum)
+    and use autograd.
     """
     if ordering is not None:
         value = value[..., ordering]
@@ -216,7 +210,8 @@ def _bernoulli_log_prob(logits, value):
 # NADE
 # ------------------------------------------------------------------------------------------------
 class NADE(dist.TorchDistribution):
-    r"""Neural auto-regressive distribution estimator over binary vectors (book §20.10.10, [1]_).
+    r"""Neural auto-regressive distribution estimator over binary vectors (book §20.10.10;
+    Larochelle & Murray 2011).
 
     .. math::
 
@@ -230,7 +225,8 @@ class NADE(dist.TorchDistribution):
 
     Parameters belong to *variables* (``weight[:, i]``, ``out_weight[i]``, ``bias[i]`` are
     variable :math:`i`'s whatever the ordering), so one parameter set defines a NADE for every
-    ordering :math:`o` — what order-agnostic training and :class:`NADEEnsemble` use [3]_.
+    ordering :math:`o` — what order-agnostic training and :class:`NADEEnsemble` use
+    (Uria et al. 2014).
 
     Parameters
     ----------
@@ -380,7 +376,8 @@ class NADE(dist.TorchDistribution):
 # Ensemble over orderings
 # ------------------------------------------------------------------------------------------------
 class NADEEnsemble(dist.TorchDistribution):
-    r"""Uniform mixture of one NADE's parameters under :math:`M` orderings (EoNADE, [3]_).
+    r"""Uniform mixture of one NADE's parameters under :math:`M` orderings (EoNADE,
+    Uria et al. 2014).
 
     .. math::
 
@@ -529,7 +526,7 @@ class _MaskedAutoregressive(dist.TorchDistribution):
 
 class MADE(_MaskedAutoregressive):
     r"""Binary vectors with Bernoulli conditionals from a masked auto-regressive network
-    (MADE [2]_; a neural auto-regressive network, book §20.10.9).
+    (MADE, Germain et al. 2015; a neural auto-regressive network, book §20.10.9).
 
     .. math::
 
@@ -576,7 +573,7 @@ class MADE(_MaskedAutoregressive):
 
 class MADEMixture(_MaskedAutoregressive):
     r"""Real vectors with mixture-of-Gaussians conditionals from a masked auto-regressive
-    network (MADE [2]_ with the output layer of RNADE [4]_).
+    network (MADE, Germain et al. 2015, with the output layer of RNADE, Uria et al. 2013).
 
     .. math::
 

@@ -69,7 +69,7 @@ class NADEModel(GenerativeModel):
         :math:`H` (500 in Larochelle & Murray 2011 on MNIST).
     order_agnostic : bool
         Train over random orderings: every call of :meth:`model` draws a uniformly random
-        ordering (one per call, i.e. per minibatch) [2]_.
+        ordering (one per call, i.e. per minibatch; Uria, Murray & Larochelle 2014).
     num_orderings : int
         :math:`M`: :meth:`log_likelihood` and :meth:`sample` use the uniform mixture over the
         ``M`` orderings in the buffer ``orderings`` (row 0 is the identity, the others drawn at
@@ -223,7 +223,7 @@ class NADEGuide(PyroModule):
 
     Parameters
     ----------
-    sbn : SigmoidBeliefNet
+    sbn : pyrogen.models.SigmoidBeliefNet
         The generative model (its ``layer_sizes``, dtype, data plate).
     n_hidden : int
         NADE hidden units per layer.
