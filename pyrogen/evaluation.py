@@ -54,6 +54,11 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "iwae_bound": ("importance-weighted lower bound (IWAE)", "lower"),
     "elbo": ("evidence lower bound (ELBO)", "lower"),
     "pseudo_likelihood": ("log pseudo-likelihood (not a likelihood)", None),
+    "ais_mean_field": (
+        "mean-field lower bound of log p~(x) minus an AIS estimate of log Z (Salakhutdinov & "
+        "Hinton 2009; a lower bound only if log Z is not underestimated: neither side in general)",
+        None,
+    ),
     "posterior_predictive": (
         "log posterior predictive density over posterior draws (stochastic lower bound)",
         "lower",

@@ -2,6 +2,7 @@
 
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
+from .dbm import DBM
 from .factor import PPCA, FactorAnalysis
 from .ica import ICA
 from .nade import NADEGuide, NADEModel
@@ -32,6 +33,7 @@ __all__ = [
     "ConditionalVAE",
     "BernoulliRBM",
     "GaussianBernoulliRBM",
+    "DBM",
     "SigmoidBeliefNet",
     "HelmholtzMachine",
     "FVSBN",

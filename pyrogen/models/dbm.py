@@ -1,0 +1,430 @@
+r"""Deep Boltzmann machines following the model protocol (book §20.4).
+
+:class:`DBM` is a PyroModule over the :class:`pyrogen.distributions.DeepBoltzmannMachine`
+distribution. Its Pyro program is the joint :math:`p(v, h) = e^{-E(v,h)}/Z`:
+
+* ``model(x)``: in the data plate, one sample site ``"h1"``, ..., ``"hL"`` per hidden layer
+  whose model density is the counting measure (a masked Bernoulli), then
+  ``pyro.sample("x", dbm.joint([h1, ..., hL]), obs=x)`` scoring :math:`-E(v,h) - \log Z` with
+  the :class:`~pyrogen.normalizers.PCD` normalizer (value: a stale estimate; gradient:
+  :math:`\mathbb E_{\text{chains}}[-\nabla E]` over persistent block-Gibbs chains over all
+  layers). Without ``x`` it draws ``x`` from the DBM (block Gibbs).
+* ``guide(x)``: the mean-field posterior (eqs. 20.29-20.34), fixed-point iterations from a
+  bottom-up pass, treated as constants. With ``guide="mean_field"`` (default) each site is a
+  ``Delta`` at :math:`\mu_l` whose log-density is :math:`-H(\mu_l)`: ``Trace_ELBO`` then
+  computes the *analytic* mean-field ELBO :math:`-E(v, \mu) - \log Z + \sum_l H(\mu_l)`
+  (the energy is multilinear, so :math:`\mathbb E_q[E(v,h)] = E(v,\mu)`), whose gradient is
+  exactly Algorithm 20.1's update: positive phase :math:`-\nabla E(v, \mu)`, negative phase
+  from the chains. ``guide="sampled"`` draws :math:`h \sim q` instead (an unbiased but noisier
+  estimate of the same gradient).
+
+So ``SVI(model, guide, SGD, Trace_ELBO())`` *is* variational stochastic maximum likelihood
+(Algorithm 20.1); ``fit(method="vsml")`` runs it through the shared training loop.
+``fit(method="pretrain")`` is the greedy layer-wise pretraining of Salakhutdinov & Hinton
+(2009) (§20.4.4), ``"pretrain+vsml"`` both.
+
+``log_likelihood``: :math:`\log\tilde p(v) - \log Z` with each term exact when small enough
+(``exact_max_units``), otherwise :math:`\log Z` by AIS on the DBM path and
+:math:`\log\tilde p(v)` by its mean-field lower bound -- the estimate of Salakhutdinov & Hinton
+(2009), labelled ``"ais_mean_field"`` (neither side in general: see :data:`pyrogen.evaluation.
+KINDS`).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from .._validation import check_binary, check_choice, check_float, check_int
+from ..distributions import RBM, DeepBoltzmannMachine
+from ..distributions.dbm import _entropy
+from ..evaluation import LogLikelihood
+from ..infer.annealing import base_rate_visible_bias
+from ..infer.annealing.defaults import DEFAULT_NUM_BETAS
+from ..normalizers import AIS, CD, PCD, Exact
+from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
+
+__all__ = ["DBM"]
+
+_METHODS = ("vsml", "pretrain", "pretrain+vsml")
+_GUIDES = ("mean_field", "sampled")
+_rbm_counter = itertools.count()
+
+
+class _PretrainRBM(pyro.nn.PyroModule):
+    """One RBM of the greedy stack, with the visible (``double="visible"``) or hidden
+    (``double="hidden"``) layer duplicated and the copies' weights tied (Salakhutdinov & Hinton
+    2009): the doubled layer then receives twice the input from the other one."""
+
+    def __init__(self, weight, visible_bias, hidden_bias, double, k):
+        super().__init__(name=f"DBMPretrainRBM_{next(_rbm_counter)}")
+        self.weight = nn.Parameter(weight.detach().clone())
+        self.visible_bias = nn.Parameter(visible_bias.detach().clone())
+        self.hidden_bias = nn.Parameter(hidden_bias.detach().clone())
+        self.double = double
+        self.cd = CD(num_steps=k, estimator=None)
+
+    def distribution(self, normalizer):
+        W, b, c = self.weight, self.visible_bias, self.hidden_bias
+        if self.double == "visible":
+            W, b = torch.cat([W, W], 0), torch.cat([b, b])
+        elif self.double == "hidden":
+            W, c = torch.cat([W, W], 1), torch.cat([c, c])
+        return RBM(W, b, c, normalizer=normalizer, validate_args=False)
+
+    def data(self, x):
+        return torch.cat([x, x], -1) if self.double == "visible" else x
+
+    def model(self, x, num_data=None):
+        d = self.distribution(self.cd)
+        with pyro.plate("data", num_data or x.shape[0], subsample=torch.arange(x.shape[0])):
+            pyro.sample("x", d, obs=self.data(x))
+
+    def guide(self, x, num_data=None):
+        pass
+
+    def hidden_probs(self, x):
+        scale = 2.0 if self.double == "visible" else 1.0
+        with torch.no_grad():
+            return torch.sigmoid(self.hidden_bias + scale * (x @ self.weight))
+
+
+@register_model("dbm")
+class DBM(GenerativeModel):
+    r"""Deep Boltzmann machine :math:`E = -\sum_l b_l^\top x_l - \sum_l x_{l-1}^\top W_l x_l`
+    (book §20.4) as a Pyro model; training by variational SML (Algorithm 20.1) as SVI.
+
+    Parameters
+    ----------
+    n_features : int
+        Visible units :math:`n_0`.
+    hidden_sizes : sequence of int
+        :math:`n_1, \dots, n_L`, :math:`L \ge 2` (default ``(64, 64)``).
+    k : int
+        Block-Gibbs steps per SVI step of the persistent chains (and CD-k of pretraining).
+    num_chains : int
+        Persistent chains (Algorithm 20.1's :math:`m` fantasy particles).
+    mean_field_iters : int
+        Fixed-point iterations of the guide.
+    guide : {"mean_field", "sampled"}
+        Analytic mean-field ELBO (Algorithm 20.1 exactly) or Bernoulli draws from :math:`q`.
+    init_scale : float
+        Standard deviation of the initial weights.
+    exact_max_units : int
+        :meth:`log_likelihood` enumerates when the smaller parity (for :math:`\log Z`) or the
+        smaller hidden parity (for :math:`\log\tilde p(v)`) has at most this many units.
+    ais_num_chains, ais_num_betas : int
+        AIS settings of :meth:`log_likelihood` when :math:`\log Z` is not exact.
+    sample_steps : int
+        Block-Gibbs steps of :meth:`sample` when it cannot enumerate.
+    seed : int
+        Seed of the initial weights.
+
+    Notes
+    -----
+    Cost of one SVI step on :math:`B` rows with :math:`S` chains:
+    :math:`O((B\,(2 + I) + k S) \sum_l n_{l-1} n_l)` for :math:`I` mean-field iterations.
+    The training loss is :math:`E(v,\mu) + \log Z - H(\mu)` per example with a *stale*
+    :math:`\log Z` (refreshed every 100 steps): a monitoring number, not a likelihood.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        hidden_sizes=(64, 64),
+        *,
+        k: int = 1,
+        num_chains: int = 100,
+        mean_field_iters: int = 10,
+        guide: str = "mean_field",
+        init_scale: float = 0.01,
+        exact_max_units: int = 20,
+        ais_num_chains: int = 100,
+        ais_num_betas: int = DEFAULT_NUM_BETAS,
+        sample_steps: int = 1000,
+        seed: int = 0,
+    ):
+        n_features = check_int(n_features, "n_features", low=1)
+        if isinstance(hidden_sizes, (int, str)) or not hasattr(hidden_sizes, "__iter__"):
+            raise TypeError(
+                "hidden_sizes must be a sequence of at least two ints. Got "
+                f"{hidden_sizes!r} instead."
+            )
+        hidden_sizes = [check_int(h, "hidden_sizes[i]", low=1) for h in hidden_sizes]
+        if len(hidden_sizes) < 2:
+            raise ValueError(
+                "hidden_sizes must hold at least two layer sizes (a DBM has depth >= 2; use "
+                f"BernoulliRBM for one). Got {hidden_sizes} instead."
+            )
+        super().__init__(
+            n_features=n_features,
+            hidden_sizes=hidden_sizes,
+            k=check_int(k, "k", low=1),
+            num_chains=check_int(num_chains, "num_chains", low=1),
+            mean_field_iters=check_int(mean_field_iters, "mean_field_iters", low=0),
+            guide=check_choice(guide, "guide", _GUIDES),
+            init_scale=check_float(init_scale, "init_scale", 0.0, None),
+            exact_max_units=check_int(exact_max_units, "exact_max_units", low=1, high=24),
+            ais_num_chains=check_int(ais_num_chains, "ais_num_chains", low=2),
+            ais_num_betas=check_int(ais_num_betas, "ais_num_betas", low=2),
+            sample_steps=check_int(sample_steps, "sample_steps", low=0),
+            seed=check_int(seed, "seed", low=0),
+        )
+        sizes = [n_features, *hidden_sizes]
+        scale = self.config["init_scale"]
+        for lay in range(1, len(sizes)):
+            w = scale * torch.randn(sizes[lay - 1], sizes[lay])
+            setattr(self, f"weight{lay}", nn.Parameter(w))
+        for lay, n in enumerate(sizes):
+            setattr(self, f"bias{lay}", nn.Parameter(torch.zeros(n)))
+        #: log-odds of the training data's base rates (the AIS base model)
+        self.register_buffer("base_rate_logits", torch.zeros(n_features))
+        self._normalizer = None
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def sizes(self) -> list:
+        return [self.n_features, *self.config["hidden_sizes"]]
+
+    @property
+    def depth(self) -> int:
+        return len(self.config["hidden_sizes"])
+
+    @property
+    def weights(self) -> list:
+        return [getattr(self, f"weight{lay}") for lay in range(1, self.depth + 1)]
+
+    @property
+    def biases(self) -> list:
+        return [getattr(self, f"bias{lay}") for lay in range(self.depth + 1)]
+
+    def normalizer(self) -> PCD:
+        """The PCD normalizer of :meth:`model` (kept: its chains persist across steps)."""
+        if self._normalizer is None:
+            d = self.distribution(Exact())
+            est = Exact() if d.enumeration_units <= 16 else AIS(
+                num_chains=min(32, self.config["ais_num_chains"]),
+                num_betas=min(300, self.config["ais_num_betas"]),
+                base=self.base_rate_logits,
+            )
+            self._normalizer = PCD(
+                num_chains=self.config["num_chains"], num_steps=self.config["k"], estimator=est
+            )
+        return self._normalizer
+
+    def distribution(self, normalizer=None) -> DeepBoltzmannMachine:
+        """The :class:`~pyrogen.distributions.DeepBoltzmannMachine` with the current
+        parameters (default normalizer: :meth:`normalizer`)."""
+        return DeepBoltzmannMachine(
+            self.weights,
+            self.biases,
+            normalizer=self.normalizer() if normalizer is None else normalizer,
+            marginal_max_units=self.config["exact_max_units"],
+            mean_field_iters=self.config["mean_field_iters"],
+            mcmc_steps=self.config["sample_steps"],
+            validate_args=False,
+        )
+
+    @property
+    def log_likelihood_kind(self) -> str:  # type: ignore[override]
+        d = self.distribution(Exact())
+        z_exact = d.enumeration_units <= self.config["exact_max_units"]
+        m_exact = d.marginal_units <= self.config["exact_max_units"]
+        if z_exact:
+            return "exact" if m_exact else "elbo"
+        return "ais_estimate" if m_exact else "ais_mean_field"
+
+    # ------------------------------------------------------------------ the Pyro program
+    @pyro.nn.pyro_method
+    def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
+        """The joint :math:`p(v, h)`: hidden sites (counting measure), then the joint score of
+        ``x`` with the PCD normalizer; without ``x``, draws ``x`` from the DBM."""
+        d = self.distribution()
+        if x is None:
+            with pyro.plate("data", 1 if num_data is None else num_data):
+                return pyro.sample("x", d)
+        hs = []
+        with self._data_plate(x, num_data):
+            for lay in range(1, self.depth + 1):
+                base = dist.Bernoulli(probs=torch.full((self.sizes[lay],), 0.5, dtype=x.dtype))
+                hs.append(pyro.sample(f"h{lay}", base.to_event(1).mask(False)))
+            return pyro.sample("x", d.joint(hs), obs=x)
+
+    @pyro.nn.pyro_method
+    def guide(self, x: torch.Tensor | None = None, num_data: int | None = None):
+        """The mean-field posterior :math:`q(h \\mid v)` (constants of the parameters)."""
+        if x is None:
+            return None
+        mus = self.distribution(Exact()).mean_field(x)
+        with self._data_plate(x, num_data):
+            for lay, mu in enumerate(mus, 1):
+                if self.config["guide"] == "mean_field":
+                    site = dist.Delta(mu, log_density=-_entropy(mu), event_dim=1)
+                else:
+                    site = dist.Bernoulli(probs=mu).to_event(1)
+                pyro.sample(f"h{lay}", site)
+        return mus
+
+    # ------------------------------------------------------------------ fitting
+    def fit_methods(self) -> tuple[str, ...]:
+        return _METHODS
+
+    def _check_bin(self, x) -> torch.Tensor:
+        return check_binary(self._check_x(x), "x")
+
+    def _init_from_data(self, x) -> None:
+        with torch.no_grad():
+            logits = base_rate_visible_bias(x)
+            first = not bool(self.base_rate_logits.any())
+            self.base_rate_logits.copy_(logits)
+            if first and not bool(self.bias0.any()):
+                self.bias0.copy_(logits)
+
+    def fit(
+        self,
+        x,
+        *,
+        method: str = "vsml",
+        num_steps: int = 1000,
+        lr: float = 0.01,
+        batch_size: int | None = None,
+        loss=None,
+        tol: float | None = DEFAULT_TOL,
+        seed: int | None = None,
+        progress: bool = True,
+        callback=None,
+        data_info: dict | None = None,
+        pretrain_features: str = "probs",
+    ) -> FitHistory:
+        r"""Train.
+
+        ``method="vsml"``: variational SML (Algorithm 20.1) as ``pyro.infer.SVI`` with Adam on
+        :meth:`model`/:meth:`guide` through the shared loop (``num_steps`` steps).
+        ``"pretrain"``: greedy layer-wise pretraining (Salakhutdinov & Hinton 2009, §20.4.4):
+        RBM :math:`l` is trained by SVI with CD-k on the layer below's features
+        (``pretrain_features``: the hidden probabilities ``"probs"`` or one Bernoulli draw of
+        them, ``"samples"``), the first with its visible layer doubled (tied copies), the last
+        with its hidden layer doubled, the middle ones plain and their weights halved when the
+        DBM is composed; a hidden layer's bias is the mean of the two RBMs' biases for it.
+        ``num_steps`` steps per RBM. ``"pretrain+vsml"``: both, ``num_steps`` each.
+
+        Other parameters as :meth:`GenerativeModel.fit`. Returns the history of the last phase
+        (``info["pretrain"]`` holds the per-layer final losses).
+        """
+        check_choice(method, "method", _METHODS)
+        check_choice(pretrain_features, "pretrain_features", ("probs", "samples"))
+        x = self._check_bin(x)
+        self._begin_fit(seed, data_info)
+        self._init_from_data(x)
+        kw = dict(num_steps=num_steps, lr=lr, batch_size=batch_size, tol=tol,
+                  progress=progress, callback=callback)
+        pre = None
+        if method in ("pretrain", "pretrain+vsml"):
+            pre = self._pretrain(x, pretrain_features, **kw)
+            if method == "pretrain":
+                pre.method = "pretrain"
+                return pre
+        hist = self._fit_svi(x, loss=loss, **kw)
+        hist.method = "vsml"
+        hist.info["learning_rule"] = "variational SML (Algorithm 20.1)"
+        if pre is not None:
+            hist.info["pretrain"] = pre.info["pretrain"]
+        return hist
+
+    def _pretrain(self, x, features, **kw) -> FitHistory:
+        L, k = self.depth, self.config["k"]
+        feats, rbms, last = x, [], None
+        for lay in range(1, L + 1):
+            double = "visible" if lay == 1 else ("hidden" if lay == L else None)
+            vb = self.biases[lay - 1] if lay == 1 else torch.zeros_like(self.biases[lay - 1])
+            rbm = _PretrainRBM(self.weights[lay - 1], vb, self.biases[lay], double, k).to(
+                self.dtype
+            )
+            last = self._fit_svi(feats, model=rbm.model, guide=rbm.guide, **kw)
+            rbms.append((rbm, float(last.losses[-1]) if last.losses else float("nan")))
+            p = rbm.hidden_probs(feats)
+            feats = p if features == "probs" else torch.bernoulli(p)
+        with torch.no_grad():
+            for lay, (rbm, _) in enumerate(rbms, 1):
+                halve = 0.5 if rbm.double is None else 1.0
+                self.weights[lay - 1].copy_(halve * rbm.weight)
+            self.biases[0].copy_(rbms[0][0].visible_bias)
+            for lay in range(1, L):
+                self.biases[lay].copy_(
+                    0.5 * (rbms[lay - 1][0].hidden_bias + rbms[lay][0].visible_bias)
+                )
+            self.biases[L].copy_(rbms[-1][0].hidden_bias)
+        if self._normalizer is not None:
+            self._normalizer.reset()
+        last.info["pretrain"] = [loss for _, loss in rbms]
+        return last
+
+    # ------------------------------------------------------------------ evaluation
+    def log_normalizer(self, *, num_chains=None, num_betas=None, seed=None, method=None):
+        """:math:`\\log Z`: exact (``method="exact"``, default when the smaller parity has at
+        most ``exact_max_units`` units) or AIS on the DBM path (``"ais"``)."""
+        d = self.distribution(Exact(max_units=24))
+        if method is None:
+            method = "exact" if d.enumeration_units <= self.config["exact_max_units"] else "ais"
+        check_choice(method, "method", ("exact", "ais"))
+        with torch.no_grad():
+            if method == "exact":
+                return d.log_normalizer()
+            ais = AIS(
+                num_chains=num_chains or self.config["ais_num_chains"],
+                num_betas=num_betas or self.config["ais_num_betas"],
+                base=self.base_rate_logits,
+                seed=seed,
+            )
+            return ais(d)
+
+    def log_likelihood(self, x, *, num_chains=None, num_betas=None, seed=None) -> LogLikelihood:
+        r"""Per-example :math:`\log p(v) = \log\tilde p(v) - \log Z` (nats), labelled.
+
+        ``kind``: ``"exact"`` (both terms enumerated); ``"elbo"`` (exact :math:`\log Z`,
+        mean-field lower bound of :math:`\log\tilde p(v)`: a lower bound); ``"ais_estimate"``
+        (exact :math:`\log\tilde p(v)`, AIS :math:`\log Z`: a stochastic upper bound in
+        expectation); ``"ais_mean_field"`` (mean-field bound and AIS :math:`\log Z`, the
+        Salakhutdinov & Hinton 2009 estimate: neither side in general). ``shared_stderr`` is the
+        AIS standard error of :math:`\log Z`.
+        """
+        x = self._check_bin(x)
+        with torch.no_grad():
+            d = self.distribution(Exact(max_units=24))
+            d.marginal = "exact" if d.marginal_units <= self.config["exact_max_units"] else (
+                "mean_field"
+            )
+            unnorm = d.unnormalized_log_prob(x)
+            est = self.log_normalizer(num_chains=num_chains, num_betas=num_betas, seed=seed)
+            values = unnorm - est.log_z
+        kind = self.log_likelihood_kind
+        info = {"log_z": float(est.log_z), "log_z_kind": est.kind,
+                "marginal_kind": d.last_marginal_kind}
+        if est.kind == "exact":
+            return LogLikelihood(values=values, kind=kind, info=info)
+        info.update(log_z_stderr=float(est.stderr), ess=float(est.ess),
+                    num_chains=est.info["num_chains"], num_betas=est.info["num_betas"])
+        return LogLikelihood(values=values, kind=kind, shared_stderr=float(est.stderr), info=info)
+
+    def sample(self, n, *, num_steps: int | None = None) -> torch.Tensor:
+        """``n`` draws of :math:`v`: exact when the smaller parity has at most 16 units,
+        otherwise ``num_steps`` (default ``sample_steps``) block-Gibbs steps."""
+        n = self._check_n(n)
+        steps = self.config["sample_steps"] if num_steps is None else num_steps
+        steps = check_int(steps, "num_steps", low=0)
+        with torch.no_grad():
+            d = self.distribution(Exact())
+            d.mcmc_steps = steps
+            d.mcmc_init = torch.bernoulli(
+                torch.sigmoid(self.base_rate_logits).expand(n, self.n_features)
+            ).to(self.dtype)
+            return d.sample((n,))
+
+    def transform(self, x) -> torch.Tensor:
+        """Mean-field posterior of the top layer, :math:`\\mu_L`, shape ``(n, n_L)``."""
+        x = self._check_x(x)
+        return self.distribution(Exact()).mean_field(x)[-1]
