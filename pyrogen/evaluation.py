@@ -20,6 +20,9 @@ kind                      meaning
 ``iwae_bound``            importance-weighted bound with k particles (lower bound)
 ``elbo``                  evidence lower bound (lower bound)
 ``pseudo_likelihood``     ``sum_i log p(x_i | x_{-i})``; not a likelihood at all
+``ais_bound``             (DBN) a stochastic lower bound of log p~(x) over the lower layers
+                          (variational or importance-sampled, recognition network as
+                          proposal) minus log Z_AIS of the top RBM: neither side in general
 ``posterior_predictive``  log (1/S) sum_s p(x | theta_s) over posterior draws theta_s: estimates
                           the log posterior predictive density log p(x | training data) per
                           example; log of an unbiased mean, so a stochastic *lower* bound in
@@ -57,6 +60,12 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "ais_mean_field": (
         "mean-field lower bound of log p~(x) minus an AIS estimate of log Z (Salakhutdinov & "
         "Hinton 2009; a lower bound only if log Z is not underestimated: neither side in general)",
+        None,
+    ),
+    "ais_bound": (
+        "stochastic lower bound of log p~(x) over the lower layers (variational or importance-"
+        "sampled) minus an AIS estimate of log Z (Salakhutdinov & Murray 2008, DBN; a lower "
+        "bound only if log Z is not underestimated: neither side in general)",
         None,
     ),
     "posterior_predictive": (
