@@ -331,12 +331,13 @@ class AmortizationGap:
 
     @property
     def amortization_gap(self) -> float:
-        """Mean of ELBO(refined) - ELBO(amortized): the part of the gap the encoder causes."""
+        """Mean of ELBO(refined) - ELBO(amortized), the part of the gap the encoder causes."""
         return self.elbo_refined.mean() - self.elbo_amortized.mean()
 
     @property
     def approximation_gap(self) -> float:
-        """Mean of log p(x) (IS estimate) - ELBO(refined): the part the Gaussian family causes."""
+        """Mean of log p(x) (IS estimate) - ELBO(refined), the part the variational family
+        causes."""
         return self.log_likelihood.mean() - self.elbo_refined.mean()
 
     def to_dict(self) -> dict:
