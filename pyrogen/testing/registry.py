@@ -191,6 +191,29 @@ def _specs() -> list[ModelSpec]:
             {"num_steps": 5},
         )
     )
+    # deep Boltzmann machines (pyrogen/models/dbm.py): exact when small, otherwise AIS log Z on
+    # the DBM path + mean-field bound of log p~(v) (kind "ais_mean_field")
+    specs.append(
+        ModelSpec(
+            "DBM",
+            lambda: m.DBM(6, [3, 2], num_chains=10).double(),
+            _binary_data(6),
+            {"num_steps": 5},
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "DBM-ais-mean-field",
+            lambda: m.DBM(
+                22, [21, 21], num_chains=10, mean_field_iters=3, ais_num_chains=10,
+                ais_num_betas=30, sample_steps=5,
+            ).double(),
+            _binary_data(22),
+            {"num_steps": 3, "batch_size": 20},
+            support="binary",
+        )
+    )
     # sigmoid belief nets (pyrogen/models/sbn.py): exact log-likelihood by enumeration for
     # few hidden units, importance-sampled otherwise
     specs.append(
