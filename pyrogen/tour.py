@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ import torch
 from . import __version__
 from ._io import atomic_write_text
 from .datasets import Dataset, load_digits
+from .exceptions import ConvergenceWarning
 
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
 STEP_MODULES: list[str] = ["factor", "ica", "sfa", "sparse_coding", "rbm", "vae", "sbn", "nade"]
@@ -107,6 +109,8 @@ def run_tour(
         "seed": seed,
         "quick": quick,
         "results": [],
+        # fits that stopped before their convergence test was met (quick sizes always do)
+        "convergence_warnings": [],
     }
     t0 = time.perf_counter()
     for name in steps:
@@ -116,9 +120,16 @@ def run_tour(
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            results = module.step(ctx)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                results = module.step(ctx)
         finally:
             torch.set_num_threads(threads)
+        for w in caught:  # ConvergenceWarnings go to the report; any other is shown as usual
+            if issubclass(w.category, ConvergenceWarning):
+                report["convergence_warnings"].append({"step": name, "message": str(w.message)})
+            else:
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         for r in results:
             r.setdefault("step", name)
             r["figures"] = [os.path.relpath(f, out_dir) for f in r.get("figures", [])]
@@ -128,8 +139,11 @@ def run_tour(
     atomic_write_text(
         os.path.join(out_dir, "report.json"), json.dumps(report, indent=2, default=str) + "\n"
     )
+    unconverged = len(report["convergence_warnings"])
     print_fn(
         f"tour: {len(report['results'])} models in {report['total_seconds']:.1f}s; "
-        f"report in {os.path.abspath(out_dir)}"
+        + (f"{unconverged} fit(s) stopped before converging (listed in report.json); "
+           if unconverged else "")
+        + f"report in {os.path.abspath(out_dir)}"
     )
     return report

@@ -26,3 +26,6 @@ def test_quick_tour_writes_report(tmp_path):
         for fig in r["figures"]:
             assert os.path.getsize(tmp_path / fig) > 0 and fig.endswith(".png")
     assert len(lines) == len(report["results"]) + 1
+    # quick fits stop before converging: the report lists them instead of hiding it
+    assert saved["convergence_warnings"] and "before converging" in lines[-1]
+    assert all("before converging" in w["message"] for w in saved["convergence_warnings"])
