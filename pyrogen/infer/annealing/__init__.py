@@ -17,7 +17,7 @@ from .base import (
 )
 from .decoder import BDMCResult, PriorPosteriorPath, ais_log_likelihood, bdmc
 from .defaults import DEFAULT_NUM_BETAS
-from .hmc import HMC, MALA, HMCInfo, HMCState
+from .hmc import HMC, MALA, HMCKernelInfo, HMCKernelState
 from .kernels import (
     BinaryMetropolis,
     BlockGibbs,
@@ -39,8 +39,8 @@ from .schedules import SM_SCHEDULE_SEGMENTS, check_betas, schedule
 __all__ = [
     "HMC",
     "MALA",
-    "HMCState",
-    "HMCInfo",
+    "HMCKernelState",
+    "HMCKernelInfo",
     "PriorPosteriorPath",
     "ais_log_likelihood",
     "bdmc",

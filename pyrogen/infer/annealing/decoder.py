@@ -546,8 +546,8 @@ class BDMCResult(NamedTuple):
 
     lower: LogLikelihood
     upper: LogLikelihood
-    x: torch.Tensor
-    z: torch.Tensor
+    data: torch.Tensor
+    latents: torch.Tensor
 
     @property
     def gap(self) -> torch.Tensor:
@@ -599,7 +599,8 @@ def bdmc(
     -------
     BDMCResult
         ``lower`` (kind ``"ais_marginal"``), ``upper`` (kind ``"reverse_ais_upper"``), the
-        simulated ``x`` and ``z`` (unconstrained, packed, shape ``(1, n, D)``), and ``gap``.
+        simulated ``data`` (shape of ``x``) and ``latents`` (unconstrained, packed, shape
+        ``(1, n, D)``), and ``gap``.
 
     References
     ----------

@@ -79,7 +79,7 @@ import torch
 from ..._random import normal_, uniform_
 from ..._validation import check_float, check_int
 
-__all__ = ["HMC", "MALA", "HMCState", "HMCInfo"]
+__all__ = ["HMC", "MALA", "HMCKernelState", "HMCKernelInfo"]
 
 
 def _field_docs(cls, **docs):
@@ -87,7 +87,7 @@ def _field_docs(cls, **docs):
         getattr(cls, name).__doc__ = doc
 
 
-class HMCState(NamedTuple):
+class HMCKernelState(NamedTuple):
     """State of :class:`HMC` / :class:`MALA` over a batch of chains."""
 
     position: torch.Tensor
@@ -98,7 +98,7 @@ class HMCState(NamedTuple):
 
 
 _field_docs(
-    HMCState,
+    HMCKernelState,
     position="Chain states, shape ``(num_chains, *batch_shape, D)`` (the path's dtype).",
     log_density=r":math:`\log f_\beta(x)` at ``position`` and ``beta``, float64, shape "
     "``(num_chains, *batch_shape)``.",
@@ -109,7 +109,7 @@ _field_docs(
 )
 
 
-class HMCInfo(NamedTuple):
+class HMCKernelInfo(NamedTuple):
     """What one :meth:`HMC.step` did."""
 
     acceptance_rate: torch.Tensor
@@ -120,7 +120,7 @@ class HMCInfo(NamedTuple):
 
 
 _field_docs(
-    HMCInfo,
+    HMCKernelInfo,
     acceptance_rate=r"Metropolis acceptance probability :math:`\alpha` per chain (the "
     "expected acceptance of this step, a lower-variance measure than ``accepted``), float64, "
     "shape ``(num_chains, *batch_shape)``.",
@@ -232,7 +232,7 @@ class HMC:
         return x.shape[1:-1]
 
     # -- protocol -----------------------------------------------------------------------------
-    def init(self, x: torch.Tensor, step_size=None) -> HMCState:
+    def init(self, x: torch.Tensor, step_size=None) -> HMCKernelState:
         r"""Start chains at ``x`` (shape ``(num_chains, *batch_shape, D)``).
 
         ``step_size`` (float or tensor broadcastable to ``batch_shape``) overrides the
@@ -250,9 +250,11 @@ class HMC:
         eps = torch.as_tensor(eps, dtype=torch.float64, device=x.device)
         eps = eps.expand(batch).clone()
         nan = torch.full(x.shape[:-1], math.nan, dtype=torch.float64, device=x.device)
-        return HMCState(x.detach(), nan, torch.zeros_like(x), math.nan, eps)
+        return HMCKernelState(x.detach(), nan, torch.zeros_like(x), math.nan, eps)
 
-    def step(self, generator, state: HMCState, beta: float) -> tuple[HMCState, HMCInfo]:
+    def step(
+        self, generator, state: HMCKernelState, beta: float
+    ) -> tuple[HMCKernelState, HMCKernelInfo]:
         r"""One HMC transition at inverse temperature ``beta``, then adapt the step size.
 
         Raises
@@ -302,8 +304,8 @@ class HMC:
             log_eps = torch.log(eps64) + self.adapt_rate * (mean_acc - self.target_accept)
             new_eps = torch.exp(log_eps)
             new_eps = new_eps.clamp(self.min_step_size, self.max_step_size)
-        new = HMCState(x_new, lp_new, g_new, beta, new_eps)
-        info = HMCInfo(accept_prob, accepted, divergent, eps64, mean_acc)
+        new = HMCKernelState(x_new, lp_new, g_new, beta, new_eps)
+        info = HMCKernelInfo(accept_prob, accepted, divergent, eps64, mean_acc)
         return new, info
 
     def __repr__(self) -> str:

@@ -77,14 +77,14 @@ def test_bdmc_brackets_ppca():
     x = torch.zeros(40, 5, dtype=D64)
     res = bdmc(model, x, num_chains=16, betas=10, kernel="mala", seed=0)
     assert isinstance(res, BDMCResult)
-    exact = float(marginal.log_prob(res.x).mean())
+    exact = float(marginal.log_prob(res.data).mean())
     assert res.lower.bound == "lower" and res.upper.bound == "upper"
     assert res.lower.kind == "ais_marginal" and res.upper.kind == "reverse_ais_upper"
     assert res.lower.mean() <= exact + 4 * res.lower.mean_stderr()
     assert res.upper.mean() >= exact - 4 * res.upper.mean_stderr()
     assert res.upper.mean() - exact < 5.0
     assert float(res.gap.mean()) > 0
-    assert res.z.shape == (1, 40, 2) and res.x.shape == (40, 5)
+    assert res.latents.shape == (1, 40, 2) and res.data.shape == (40, 5)
     assert "gap" in str(res)
 
 

@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from pyrogen.infer.annealing.hmc import HMC, MALA, HMCInfo, HMCState
+from pyrogen.infer.annealing.hmc import HMC, MALA, HMCKernelInfo, HMCKernelState
 
 D64 = torch.float64
 
@@ -96,7 +96,7 @@ def test_cached_log_density_matches_path():
     state = kern.init(path.exact(7, 0.3, g))
     for beta in (0.3, 0.3, 0.6):
         state, info = kern.step(g, state, beta)
-        assert isinstance(state, HMCState) and isinstance(info, HMCInfo)
+        assert isinstance(state, HMCKernelState) and isinstance(info, HMCKernelInfo)
         torch.testing.assert_close(state.log_density, path.log_density(state.position, beta))
     assert state.step_size.shape == (3,)
     assert info.acceptance_rate.shape == (7, 3)
