@@ -45,6 +45,7 @@ from ..distributions.dbm import _entropy
 from ..evaluation import LogLikelihood
 from ..infer.annealing import base_rate_visible_bias
 from ..infer.annealing.defaults import DEFAULT_NUM_BETAS
+from ..infer.layerwise import PROPAGATE, greedy_layerwise
 from ..normalizers import AIS, CD, PCD, Exact
 from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
@@ -60,8 +61,9 @@ class _PretrainRBM(pyro.nn.PyroModule):
     (``double="hidden"``) layer duplicated and the copies' weights tied (Salakhutdinov & Hinton
     2009): the doubled layer then receives twice the input from the other one."""
 
-    def __init__(self, weight, visible_bias, hidden_bias, double, k):
+    def __init__(self, owner, weight, visible_bias, hidden_bias, double, k):
         super().__init__(name=f"DBMPretrainRBM_{next(_rbm_counter)}")
+        self._owner = [owner]  # not a submodule: the DBM's shared training loop runs the fit
         self.weight = nn.Parameter(weight.detach().clone())
         self.visible_bias = nn.Parameter(visible_bias.detach().clone())
         self.hidden_bias = nn.Parameter(hidden_bias.detach().clone())
@@ -87,7 +89,12 @@ class _PretrainRBM(pyro.nn.PyroModule):
     def guide(self, x, num_data=None):
         pass
 
-    def hidden_probs(self, x):
+    def fit(self, x, **kw):
+        """SVI with CD-k through the owning DBM's training loop (``_fit_svi``)."""
+        return self._owner[0]._fit_svi(x, model=self.model, guide=self.guide, **kw)
+
+    def transform(self, x):
+        """:math:`P(h = 1 \\mid x)` (with the doubled input for the bottom RBM)."""
         scale = 2.0 if self.double == "visible" else 1.0
         with torch.no_grad():
             return torch.sigmoid(self.hidden_bias + scale * (x @ self.weight))
@@ -298,7 +305,7 @@ class DBM(GenerativeModel):
         progress: bool = True,
         callback=None,
         data_info: dict | None = None,
-        pretrain_features: str = "probs",
+        pretrain_features: str = "probabilities",
     ) -> FitHistory:
         r"""Train.
 
@@ -306,17 +313,18 @@ class DBM(GenerativeModel):
         :meth:`model`/:meth:`guide` through the shared loop (``num_steps`` steps).
         ``"pretrain"``: greedy layer-wise pretraining (Salakhutdinov & Hinton 2009, §20.4.4):
         RBM :math:`l` is trained by SVI with CD-k on the layer below's features
-        (``pretrain_features``: the hidden probabilities ``"probs"`` or one Bernoulli draw of
-        them, ``"samples"``), the first with its visible layer doubled (tied copies), the last
-        with its hidden layer doubled, the middle ones plain and their weights halved when the
-        DBM is composed; a hidden layer's bias is the mean of the two RBMs' biases for it.
+        (``pretrain_features``: the hidden probabilities ``"probabilities"`` or one Bernoulli
+        draw of them, ``"samples"``), through :func:`pyrogen.infer.layerwise.greedy_layerwise`;
+        the first RBM with its visible layer doubled (tied copies), the last with its hidden
+        layer doubled, the middle ones plain and their weights halved when the DBM is composed;
+        a hidden layer's bias is the mean of the two RBMs' biases for it.
         ``num_steps`` steps per RBM. ``"pretrain+vsml"``: both, ``num_steps`` each.
 
         Other parameters as :meth:`GenerativeModel.fit`. Returns the history of the last phase
         (``info["pretrain"]`` holds the per-layer final losses).
         """
         check_choice(method, "method", _METHODS)
-        check_choice(pretrain_features, "pretrain_features", ("probs", "samples"))
+        check_choice(pretrain_features, "pretrain_features", PROPAGATE)
         x = self._check_bin(x)
         self._begin_fit(seed, data_info)
         self._init_from_data(x)
@@ -337,17 +345,20 @@ class DBM(GenerativeModel):
 
     def _pretrain(self, x, features, **kw) -> FitHistory:
         L, k = self.depth, self.config["k"]
-        feats, rbms, last = x, [], None
+        layers = []
         for lay in range(1, L + 1):
             double = "visible" if lay == 1 else ("hidden" if lay == L else None)
             vb = self.biases[lay - 1] if lay == 1 else torch.zeros_like(self.biases[lay - 1])
-            rbm = _PretrainRBM(self.weights[lay - 1], vb, self.biases[lay], double, k).to(
-                self.dtype
+            layers.append(
+                _PretrainRBM(self, self.weights[lay - 1], vb, self.biases[lay], double, k).to(
+                    self.dtype
+                )
             )
-            last = self._fit_svi(feats, model=rbm.model, guide=rbm.guide, **kw)
-            rbms.append((rbm, float(last.losses[-1]) if last.losses else float("nan")))
-            p = rbm.hidden_probs(feats)
-            feats = p if features == "probs" else torch.bernoulli(p)
+        res = greedy_layerwise(x, layers, propagate=features, fit_kwargs=kw, seed=None,
+                               progress=kw.get("progress", True))
+        last = res.histories[-1]
+        rbms = [(r, float(h.losses[-1]) if h.losses else float("nan"))
+                for r, h in zip(res.layers, res.histories)]
         with torch.no_grad():
             for lay, (rbm, _) in enumerate(rbms, 1):
                 halve = 0.5 if rbm.double is None else 1.0
