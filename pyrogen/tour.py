@@ -30,7 +30,9 @@ from .datasets import Dataset, load_digits
 from .exceptions import ConvergenceWarning
 
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
-STEP_MODULES: list[str] = ["factor", "ica", "sfa", "sparse_coding", "rbm", "vae", "sbn", "nade"]
+STEP_MODULES: list[str] = [
+    "factor", "ica", "sfa", "sparse_coding", "rbm", "dbm", "vae", "sbn", "nade"
+]
 
 
 @dataclass
