@@ -187,3 +187,15 @@ def test_hmc_anneals_a_gaussian_bernoulli_rbm_to_its_exact_log_z():
     res = ais(path, 200, 200, kernel=HMC(path, step_size=0.3, num_leapfrog=5), seed=0)
     err = float(res.log_z - log_z)
     assert abs(err) < 4 * float(res.log_z_stderr) + 0.01, (err, float(res.log_z_stderr))
+
+
+def test_fixed_per_element_step_sizes():
+    path = GaussianPath(batch=(3,))
+    eps = torch.tensor([0.05, 0.1, 0.2], dtype=D64)
+    kern = HMC(path, step_size=eps, num_leapfrog=2, adapt=False)
+    state = kern.init(path.exact(5, 0.5, torch.Generator().manual_seed(0)))
+    state, info = kern.step(None, state, 0.5)
+    torch.testing.assert_close(info.step_size, eps)
+    torch.testing.assert_close(state.step_size, eps)
+    with pytest.raises(ValueError, match="step_size"):
+        HMC(path, step_size=torch.tensor([0.1, -1.0]))
