@@ -15,8 +15,9 @@ Bernoullis (eqs. 20.26-20.27) and vice versa, which gives
 * exact :math:`\log Z` (:class:`~pyrogen.normalizers.Exact`) by summing one parity out
   analytically (a softplus per unit) and enumerating the other, smaller one;
 * block Gibbs sampling over odd/even layers (§20.4.1, :meth:`DeepBoltzmannMachine.gibbs_step`);
-* the annealing path of Salakhutdinov & Hinton [1]_ (:class:`~pyrogen.distributions.paths.DBMPath`,
-  odd layers summed out) for :class:`~pyrogen.normalizers.AIS`;
+* the annealing path of Salakhutdinov & Hinton (2009)
+  (:class:`~pyrogen.distributions.paths.DBMPath`, odd layers summed out) for
+  :class:`~pyrogen.normalizers.AIS`;
 * persistent chains over all layers for :class:`~pyrogen.normalizers.PCD` (Algorithm 20.1's
   negative phase).
 
@@ -27,8 +28,8 @@ otherwise the mean-field lower bound :math:`-E(v,\mu) + \sum_l H(\mu_l)` (eqs. 2
 
 References
 ----------
-.. [1] R. Salakhutdinov and G. Hinton. Deep Boltzmann machines. *AISTATS* 2009.
-.. [2] I. Goodfellow, Y. Bengio and A. Courville. *Deep Learning*, MIT Press 2016, §20.4.
+1. R. Salakhutdinov and G. Hinton. Deep Boltzmann machines. *AISTATS* 2009.
+2. I. Goodfellow, Y. Bengio and A. Courville. *Deep Learning*, MIT Press 2016, §20.4.
 """
 
 from __future__ import annotations
