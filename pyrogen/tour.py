@@ -8,13 +8,13 @@ public API, and returns one result dict per fitted model with at least::
      "log_likelihood": LogLikelihood.to_dict(), "fit_seconds": 0.4, "figures": ["fa.png"]}
 
 The tour prints one line per result and writes ``report.json`` (every figure, with the data's
-identity: binarization scheme and seed) plus the PNGs into the output folder.
+identity: binarization scheme and seed) plus the PNGs into the output folder, and ``index.html``,
+a static page rendered from ``report.json`` (:mod:`pyrogen.report_html`).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import os
 import platform
 import time
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import torch
 
 from . import __version__
-from ._io import atomic_write_text
 from .datasets import Dataset, load_digits
 from .exceptions import ConvergenceWarning
+from .report_html import software_versions, write_report
 
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
 STEP_MODULES: list[str] = [
@@ -84,6 +84,7 @@ def run_tour(
     quick: bool = False,
     only: list[str] | None = None,
     print_fn: Callable[[str], None] = print,
+    command: str | None = None,
 ) -> dict:
     """Run the tour; returns (and writes as ``report.json``) every result.
 
@@ -97,6 +98,11 @@ def run_tour(
         Smaller fits (used by the test suite).
     only : list of str, optional
         Restrict to these step modules (e.g. ``["factor"]``).
+    command : str, optional
+        The command that produced the report (recorded in it; default the Python call).
+
+    The folder also gets ``index.html``, rendered from ``report.json`` by
+    :func:`pyrogen.report_html.write_report`.
     """
     os.makedirs(out_dir, exist_ok=True)
     steps = STEP_MODULES if not only else [s for s in STEP_MODULES if s in only]
@@ -104,7 +110,13 @@ def run_tour(
     if unknown:
         raise ValueError(f"only must name tour steps from {STEP_MODULES}. Got {unknown} instead.")
     ctx = TourContext(out_dir=out_dir, seed=seed, quick=quick, print_fn=print_fn)
+    if command is None:
+        command = (f"pyrogen.tour.run_tour(out_dir={out_dir!r}, seed={seed!r}, quick={quick!r}, "
+                   f"only={only!r})")
     report = {
+        "title": "pyrogen tour" + (" (quick)" if quick else ""),
+        "command": command,
+        "software": software_versions(),
         "pyrogen_version": __version__,
         "torch_version": torch.__version__,
         "python": platform.python_version(),
@@ -138,9 +150,7 @@ def run_tour(
             report["results"].append(r)
             print_fn(format_result(r))
     report["total_seconds"] = time.perf_counter() - t0
-    atomic_write_text(
-        os.path.join(out_dir, "report.json"), json.dumps(report, indent=2, default=str) + "\n"
-    )
+    write_report(out_dir, report)  # report.json, then index.html rendered from it
     unconverged = len(report["convergence_warnings"])
     print_fn(
         f"tour: {len(report['results'])} models in {report['total_seconds']:.1f}s; "
