@@ -440,10 +440,13 @@ class _RBMModel(GenerativeModel):
             )
             return ais(d)
 
-    def log_likelihood(self, x, *, num_chains=None, num_betas=None, seed=None) -> LogLikelihood:
+    def log_likelihood(self, x, *, num_chains=None, num_betas=None, seed=None,
+                       method=None) -> LogLikelihood:
         """Per-example :math:`\\log p(x) = -F(x) - \\log Z` (nats).
 
-        Exact (``kind="exact"``) when :attr:`exact`; otherwise ``kind="ais_estimate"``:
+        ``method`` (``"exact"`` or ``"ais"``) chooses how :math:`\\log Z` is computed, as in
+        :meth:`log_normalizer`; by default exact (``kind="exact"``) when :attr:`exact`;
+        otherwise ``kind="ais_estimate"``:
         :math:`\\log Z` by AIS with ``num_chains`` chains and ``num_betas`` temperatures
         (defaults from the constructor). The AIS :math:`\\hat Z` is unbiased for :math:`Z`, so
         the values are a stochastic *upper* bound on the log-likelihood in expectation;
@@ -453,7 +456,8 @@ class _RBMModel(GenerativeModel):
         x = self._check_eval_x(x)
         with torch.no_grad():
             d = self.distribution(Exact(max_units=24))
-            est = self.log_normalizer(num_chains=num_chains, num_betas=num_betas, seed=seed)
+            est = self.log_normalizer(num_chains=num_chains, num_betas=num_betas, seed=seed,
+                                      method=method)
             values = d.unnormalized_log_prob(x) - est.log_z
         if est.kind == "exact":
             return LogLikelihood(values=values, kind="exact", info={"log_z": float(est.log_z)})
