@@ -244,6 +244,8 @@ class NADE(dist.TorchDistribution):
     validate_args : bool, optional
         Keyword only. Validates parameters and that values are binary (Pyro's default).
 
+    Notes
+    -----
     Shapes: ``event_shape = (D,)``; ``batch_shape`` is the broadcast of the parameters' leading
     dimensions. Parameters are kept as given (broadcasting happens in the computation, so a
     conditional NADE with per-example biases ``(n, H)``, ``(n, D)`` and shared weights does not
@@ -398,6 +400,8 @@ class NADEEnsemble(dist.TorchDistribution):
     validate_args : bool, optional
         Keyword only.
 
+    Notes
+    -----
     Cost: ``log_prob`` is :math:`M` NADE evaluations, :math:`O(MDH)` per vector; ``sample``
     draws the component of each vector uniformly, then samples that ordering's NADE.
     """
