@@ -27,7 +27,9 @@ class FitHistory:
     seconds : float
         Wall-clock training time.
     converged : bool or None
-        For iterative closed-form methods, whether the tolerance was reached.
+        Whether the fit's convergence test was met (the training loop's windowed test of
+        ``GenerativeModel._train``, or an EM tolerance); ``False`` comes with a
+        ``pyrogen.ConvergenceWarning``. ``None`` when no test ran (``tol=None``, MCMC).
     info : dict
         Anything else (number of steps, data identity, ...).
     """
