@@ -16,7 +16,9 @@ The submodules stay importable and document each family:
 * :mod:`pyrogen.infer.refine` — per-example refinement of amortized guides, amortization gap;
 * :mod:`pyrogen.infer.annealing` (and its historical façade :mod:`pyrogen.infer.ais`) —
   annealed importance sampling, SMC and RAISE over any kernel and path;
-* :mod:`pyrogen.infer.lasso` — batched Lasso solvers (sparse coding's inference).
+* :mod:`pyrogen.infer.lasso` — batched Lasso solvers (sparse coding's inference);
+* :mod:`pyrogen.infer.adversarial` — GAN games and moment matching (GMMN) on Pyro models
+  with a generated site, with ``SVI``'s interface.
 
 Two functions share their module's name: ``ais`` (:mod:`pyrogen.infer.ais`) and ``refine``
 (:mod:`pyrogen.infer.refine`). As an attribute of the package the name is the **function**
@@ -34,6 +36,16 @@ use the module object from :func:`importlib.import_module` there.
 # bound would replace the function ``pyrogen.infer.ais`` by the module.
 from . import ais as _ais_module  # noqa: F401  (see the module docstring)
 from . import refine as _refine_module  # noqa: F401
+from .adversarial import (
+    ADVERSARIAL_LOSSES,
+    AdversarialInfo,
+    AdversarialTrainer,
+    MomentMatching,
+    MomentMatchingInfo,
+    generated_site,
+    gradient_penalty,
+    mmd2,
+)
 from .annealing import (
     DEFAULT_NUM_BETAS,
     HMC,
@@ -169,6 +181,15 @@ __all__ = [
     "check_betas",
     "SM_SCHEDULE_SEGMENTS",
     "DEFAULT_NUM_BETAS",
+    # adversarial and moment-matching training of generators
+    "AdversarialTrainer",
+    "AdversarialInfo",
+    "MomentMatching",
+    "MomentMatchingInfo",
+    "ADVERSARIAL_LOSSES",
+    "generated_site",
+    "gradient_penalty",
+    "mmd2",
     # Lasso
     "solve_lasso",
     "lasso_objective",

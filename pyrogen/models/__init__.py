@@ -4,6 +4,7 @@ from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .dbm import DBM
 from .factor import PPCA, FactorAnalysis
+from .gan import GAN
 from .ica import ICA
 from .nade import NADEGuide, NADEModel
 from .noisy_ica import BayesianNoisyICA, NoisyICA
@@ -31,6 +32,7 @@ __all__ = [
     "SparseCoding",
     "VAE",
     "ConditionalVAE",
+    "GAN",
     "BernoulliRBM",
     "GaussianBernoulliRBM",
     "DBM",

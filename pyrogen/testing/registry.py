@@ -302,6 +302,30 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    # -- implicit generators (pyrogen/models/gan.py): AIS log p(x) of the observation model
+    _gan_fit = {"num_epochs": 2, "batch_size": 30}
+    specs.append(
+        ModelSpec(
+            "GAN-gaussian",
+            lambda: m.GAN(6, latent_dim=2, hidden_dims=(8,), observation="gaussian",
+                          obs_scale=0.5, ais_num_chains=4, ais_num_betas=10,
+                          ais_num_leapfrog=2).double(),
+            _gaussian_data(6),
+            _gan_fit,
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "GAN-conv-bernoulli",
+            lambda: m.GAN(16, latent_dim=2, architecture="conv", image_shape=(4, 4),
+                          conv_channels=(2,), output="sigmoid", observation="bernoulli",
+                          loss="wgan_gp", ais_num_chains=4, ais_num_betas=10,
+                          ais_num_leapfrog=2).double(),
+            _binary_data(16),
+            {**_gan_fit, "loss": "minimax"},
+            support="binary",
+        )
+    )
     return specs
 
 
