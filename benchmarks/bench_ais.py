@@ -431,8 +431,74 @@ def bench_patch(args, out):
     out.append(text)
 
 
+# --------------------------------------------------------------------------------------------
+# throughput against the same-run matmul
+# --------------------------------------------------------------------------------------------
+def bench_throughput(args, out):
+    import statistics
+    import warnings
+
+    import torch
+
+    from pyrogen.infer.annealing import RBMBaseRatePath, ais
+
+    lines = []
+    shapes = [(1000, 500), (100, 500), (1000, 20), (100, 20), (10, 20), (1, 20)]
+    if args.quick:
+        shapes = [(100, 50), (1, 20)]
+    temps = 10 if args.quick else 30
+    reps = 2 if args.quick else (args.repeats or 5)
+    for chains, nh in shapes:
+        g = torch.Generator().manual_seed(0)
+        W = 0.05 * torch.randn(784, nh, generator=g)
+        b = torch.randn(784, generator=g) - 1
+        c = torch.randn(nh, generator=g) - 1
+        path = RBMBaseRatePath(W, b, c, b)
+        v = (torch.rand(chains, 784, generator=g) < 0.2).float()
+        h = (torch.rand(chains, nh, generator=g) < 0.2).float()
+        wt = W.T.contiguous()
+
+        def run_ais(path=path, chains=chains):
+            with warnings.catch_warnings(), torch.no_grad():
+                warnings.simplefilter("ignore")
+                ais(path, temps + 1, chains, seed=0)
+
+        def run_matmul(v=v, W=W, h=h, wt=wt):
+            for _ in range(temps):
+                v @ W
+                h @ wt
+
+        cands = {"ais": run_ais, "matmul": run_matmul}
+        cpu = {k: [] for k in cands}
+        wall = {k: [] for k in cands}
+        for r in range(reps + 1):
+            for k, fn in (cands.items() if r % 2 else reversed(cands.items())):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                fn()
+                if r:
+                    cpu[k].append((time.thread_time() - c0) / temps)
+                    wall[k].append((time.perf_counter() - t0) / temps)
+        ta, tm = statistics.median(cpu["ais"]), statistics.median(cpu["matmul"])
+        wa, wm = statistics.median(wall["ais"]), statistics.median(wall["matmul"])
+        flops = 4 * 784 * nh * chains
+        lines.append(
+            f"784x{nh:<4} {chains:>5} chains: AIS {ta * 1e3:8.3f} ms/temperature CPU "
+            f"({chains / ta:9.0f} chain-sweeps/s, {flops / ta / 1e9:6.2f} GFLOP/s); matmul "
+            f"{flops / tm / 1e9:6.2f} GFLOP/s; AIS/matmul {tm / ta:5.2f} (CPU clock) | wall: AIS "
+            f"{wa * 1e3:8.3f} ms, {chains / wa:9.0f} chain-sweeps/s, AIS/matmul {wm / wa:5.2f}"
+        )
+        print(lines[-1], flush=True)
+    head = (f"## AIS throughput (ais(), {temps} temperatures, float32, 1 thread, {reps} "
+            f"interleaved repeats; matmul = the two float32 products v W and h W^T of the same "
+            f"shapes, same run; flops 4 M V H per temperature; load "
+            f"{os.getloadavg()[0]:.1f})")
+    text = "\n".join([head] + lines)
+    print(text, flush=True)
+    out.append(text)
+
+
 SECTIONS = {"models": train_models, "grid": bench_grid, "pool": bench_pool,
-            "patch": bench_patch}
+            "patch": bench_patch, "throughput": bench_throughput}
 
 
 def main(argv=None):
