@@ -33,6 +33,7 @@ One thread by default (``--threads``).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -497,8 +498,54 @@ def bench_throughput(args, out):
     out.append(text)
 
 
+def bench_figure(args, out):
+    """The accuracy/cost curves of the pools as a figure (``--figure PATH``)."""
+    import glob
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import torch
+
+    from pyrogen.plotting import save_figure
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    markers = {300: "o", 1000: "s", 3000: "^", 10000: "D"}
+    names = sorted({os.path.basename(f)[5:].rsplit("_", 1)[0]
+                    for f in glob.glob(os.path.join(args.model_dir, "pool_*.pt"))})
+    colors = dict(zip(names, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
+    for f in sorted(glob.glob(os.path.join(args.model_dir, "pool_*.pt"))):
+        name, setting = os.path.basename(f)[5:-3].rsplit("_", 1)
+        temps, chains = (int(v) for v in setting.split("x"))
+        d = torch.load(f, weights_only=True)
+        for group in (100, 300, 1000, 3000):
+            if group > chains // 3 and group != chains:
+                continue
+            st = pool_stats(d["log_weights"], d["exact"], group)
+            rms = math.sqrt(sum(e * e for e, _, _ in st) / len(st))
+            ax.scatter(d["cpu_s"] * group / chains, rms, color=colors[name],
+                       marker=markers.get(temps, "x"), s=20 + 10 * math.log10(group))
+    for name, col in colors.items():
+        ax.plot([], [], color=col, label=name)
+    for temps, mk in markers.items():
+        ax.scatter([], [], color="k", marker=mk, label=f"{temps} temperatures")
+    ax.axhline(0.1, color="k", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("CPU seconds per run (1 thread; marker size ~ log chains)")
+    ax.set_ylabel("RMS error of the AIS log Z (nats)")
+    ax.set_title("AIS on 784 x 15-22 MNIST RBMs vs exact log Z")
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    save_figure(fig, args.figure, dpi=90)
+    out.append(f"figure written to {args.figure}")
+    print(out[-1], flush=True)
+
+
 SECTIONS = {"models": train_models, "grid": bench_grid, "pool": bench_pool,
-            "patch": bench_patch, "throughput": bench_throughput}
+            "patch": bench_patch, "throughput": bench_throughput,
+            "figure": bench_figure}
 
 
 def main(argv=None):
@@ -512,6 +559,7 @@ def main(argv=None):
     p.add_argument("--patch-seeds", type=int, default=3)
     p.add_argument("--raise-images", type=int, default=20)
     p.add_argument("--raise-setting", default="5x1000", help="RAISE chains x temperatures")
+    p.add_argument("--figure", default=os.path.join(ROOT, "docs", "_static", "ais_accuracy.png"))
     p.add_argument("--model-dir", default=os.path.join(ROOT, "runs", "ais_models"))
     args = p.parse_args(argv)
     import torch
