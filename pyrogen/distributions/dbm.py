@@ -114,8 +114,7 @@ def _check_params(weights, biases):
 
 def _entropy(mu):
     r""":math:`\sum_j H(\mu_j)` of factorial Bernoullis, shape ``mu.shape[:-1]``."""
-    mu = mu.clamp(1e-12, 1 - 1e-12)
-    return -(mu * torch.log(mu) + (1 - mu) * torch.log1p(-mu)).sum(-1)
+    return -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)  # 0 log 0 = 0
 
 
 class DeepBoltzmannMachine(BinaryEnergyBasedDistribution):

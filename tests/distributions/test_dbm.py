@@ -174,3 +174,13 @@ def test_bad_input():
     big = DeepBoltzmannMachine(*_params([30, 25, 30]), normalizer=Exact(max_units=20))
     with pytest.raises(ExactLimitError, match="past its limit"):
         big.log_prob(torch.zeros(30, dtype=DT))
+
+
+def test_mean_field_entropy_finite_at_saturation_float32():
+    """Saturated mean-field probabilities (mu = 0 or 1 in float32) give a finite bound."""
+    w, b = _params([5, 3, 2], scale=30.0)
+    d = DeepBoltzmannMachine([t.float() for t in w], [t.float() for t in b])
+    v = torch.ones(4, 5)
+    mu = d.mean_field(v)
+    assert any(((m == 0) | (m == 1)).any() for m in mu)
+    assert torch.isfinite(d.mean_field_bound(v, mu)).all()

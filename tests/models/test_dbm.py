@@ -142,3 +142,26 @@ def test_bad_constructor_arguments():
         DBM(6, [3, 2], guide="nope")
     with pytest.raises(ValueError, match="x must be binary|binary"):
         DBM(6, [3, 2]).double().fit(torch.full((4, 6), 0.5, dtype=DT), progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+@pytest.mark.parametrize("seed", [0, 1])
+def test_ais_log_z_of_mnist_dbms_within_0_1_nats_with_defaults(mnist_path, seed):
+    """Issue 15: DBMs with 784 visible units trained on binarized MNIST whose first hidden layer
+    is small enough to enumerate: AIS log Z on the DBM path with the default settings (AIS()'s
+    chains and temperatures, base rates of the training data) within 0.1 nats of the exact
+    value. float32, as a user runs it."""
+    from pyrogen.datasets import load_binarized_mnist
+    from pyrogen.normalizers import AIS
+
+    x = load_binarized_mnist(mnist_path, "train", limit=2000).x.float()
+    model = DBM(784, [12, 16], num_chains=100, seed=seed)
+    model.fit(x, method="pretrain", num_steps=200, lr=1e-2, batch_size=100, seed=seed,
+              tol=None, progress=False)
+    model.fit(x, method="vsml", num_steps=200, lr=2e-3, batch_size=100, seed=seed, tol=None,
+              progress=False)
+    d = model.distribution()
+    exact = float(d.enumerate_log_z())
+    est = AIS(base=model.base_rate_logits, seed=seed)(d)
+    assert abs(float(est.log_z) - exact) < 0.1, (float(est.log_z), float(est.stderr), exact)
