@@ -9,8 +9,17 @@
     ``digits-stochastic``, ``mnist`` (fixed binarized MNIST via ``PYROGEN_DATA``) or a path to a
     ``.npz``/``.amat`` binarized MNIST file or a ``.npy`` matrix.
 
+``pyrogen evaluate MODEL_FILE --data DATA [--estimator exact|ais|raise|is] [-p NAME=VALUE ...]
+[--out DIR]``
+    Load any saved model, evaluate its log-likelihood on ``DATA`` (same forms as ``fit``) with
+    the chosen estimator (default: the model's own), print the labelled number with its standard
+    error and the data's identity, and write ``report.json`` + ``index.html`` into ``DIR``.
+
 ``pyrogen models``
     List the registered models.
+
+``tour``, ``evaluate`` and ``fit --report DIR`` write a report folder: ``report.json`` and a
+static ``index.html`` rendered from it (:mod:`pyrogen.report_html`).
 
 Errors in the user's input (unknown model, missing or malformed data file, bad option or model
 parameter) are found before any work starts and print one line on stderr, exit code 2. Any other
@@ -21,10 +30,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import os
+import shlex
 import sys
 import time
+import traceback
 
 EXIT_USAGE = 2
 
@@ -145,8 +157,22 @@ def _cmd_tour(args) -> int:
     if unknown:
         raise UsageError(f"--only must name tour steps from {', '.join(STEP_MODULES)}. Got "
                          f"{', '.join(unknown)} instead.")
-    run_tour(out_dir=args.out, seed=args.seed, quick=args.quick, only=args.only or None)
+    run_tour(out_dir=args.out, seed=args.seed, quick=args.quick, only=args.only or None,
+             command=_command_line(args))
     return 0
+
+
+def _command_line(args) -> str:
+    """The command as the user typed it (recorded in reports)."""
+    return shlex.join(["pyrogen", *getattr(args, "argv", [])])
+
+
+def _check_report_dir(path: str, option: str = "--out") -> None:
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UsageError(f"{option} {path!r} is a file; give a folder for the report")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UsageError(f"{option} {path!r}: folder {parent!r} does not exist")
 
 
 def _check_fit_options(model, name: str, fit_kwargs: dict) -> None:
@@ -191,6 +217,8 @@ def _cmd_fit(args) -> int:
         raise UsageError(f"unknown model {args.model!r}; known models: {', '.join(sorted(MODELS))}")
     out = args.out or f"{args.model}.pt"
     _check_out(out)
+    if args.report is not None:
+        _check_report_dir(args.report, "--report")
     ds = _load_data(args.data, args.seed)
     params = dict(_parse_param(p) for p in args.param)
     cls = MODELS[args.model]
@@ -233,8 +261,217 @@ def _cmd_fit(args) -> int:
     print(f"fitted {cls.__name__}({model.extra_repr()}) by {history.method} in {seconds:.2f}s")
     print(f"train log-likelihood: {ll}")
     print(f"saved to {out}")
+    if args.report is not None:
+        from .report_html import software_versions, write_report
+
+        page = write_report(args.report, {
+            "title": f"pyrogen fit {args.model}",
+            "command": _command_line(args),
+            "software": software_versions(),
+            "seed": args.seed,
+            "results": [{
+                "model": f"{cls.__name__}({model.extra_repr()})",
+                "data": ds.info,
+                "method": history.method,
+                "log_likelihood": summary["train_log_likelihood"],
+                "fit_seconds": seconds,
+                "figures": [],
+                "summary": f"saved to {os.path.abspath(out)}",
+            }],
+        })
+        print(f"report: {page}")
     if args.json:
         print(json.dumps(summary, default=str, indent=2))
+    return 0
+
+
+#: --estimator choices, and the kind of log-likelihood each gives
+ESTIMATORS = {
+    "exact": "exact (enumeration or closed form)",
+    "ais": "annealed importance sampling",
+    "raise": "RAISE (reverse AIS from the data: a stochastic lower bound)",
+    "is": "importance sampling with the model's guide as proposal",
+}
+_KIND_TO_ESTIMATOR = {"exact": "exact", "ais_estimate": "ais", "ais_marginal": "ais",
+                      "is_estimate": "is"}
+
+
+def _vae_ais(model):
+    """Prior -> posterior AIS of a decoder model (``pyrogen.infer.ais_log_likelihood``)."""
+    from ._validation import check_binary
+    from .infer import ais_log_likelihood
+
+    def ais(x, *, num_chains: int = 16, num_betas: int | None = None, step_size: float = 0.1,
+            num_leapfrog: int = 10, batch_size: int | None = None, seed: int | None = None):
+        if model.config.get("likelihood", "bernoulli") == "bernoulli":
+            check_binary(x, "x")
+        return ais_log_likelihood(model.model, x, num_chains=num_chains, betas=num_betas,
+                                  step_size=step_size, num_leapfrog=num_leapfrog,
+                                  batch_size=batch_size, seed=seed)
+
+    return ais
+
+
+def offered_estimators(model) -> dict:
+    """``{--estimator name: function(x, **options) -> LogLikelihood}`` a model offers.
+
+    Every model offers its own ``log_likelihood`` under the name of its kind (exact, ais or
+    is); some offer more: an RBM both exact (when enumerable) and AIS values and the RAISE
+    check, an SBN / Helmholtz machine / DBN importance sampling next to exact enumeration, a
+    VAE prior-to-posterior AIS next to importance sampling.
+    """
+    import functools
+
+    offered = {}
+    default = _KIND_TO_ESTIMATOR.get(getattr(model, "log_likelihood_kind", None))
+    if default is not None:
+        offered[default] = model.log_likelihood
+    name = getattr(model, "registry_name", "")
+    if name in ("rbm", "gb-rbm"):
+        offered.pop("exact", None)
+        if model.exact:
+            offered["exact"] = functools.partial(model.log_likelihood, method="exact")
+        offered["ais"] = functools.partial(model.log_likelihood, method="ais")
+        if hasattr(model, "raise_check"):
+            offered["raise"] = model.raise_check
+    elif name in ("sbn", "helmholtz"):
+        if model.exact:
+            offered["exact"] = model.log_likelihood
+        offered["is"] = _sbn_is(model)
+    elif name == "dbn":
+        offered.pop("exact", None)
+        if model.exact:
+            offered["exact"] = functools.partial(model.log_likelihood, method="exact")
+        offered["is"] = functools.partial(model.log_likelihood, method="importance")
+    elif name == "vae":
+        offered["ais"] = _vae_ais(model)
+    return offered
+
+
+def _sbn_is(model):
+    """Importance sampling even where the model would enumerate (``num_particles`` given)."""
+
+    def importance(x, *, num_particles: int | None = None, batch_size: int = 100,
+                   chunk: int = 100):
+        k = model.config.get("num_is_particles", 1000) if num_particles is None else num_particles
+        return model.log_likelihood(x, num_particles=k, batch_size=batch_size, chunk=chunk)
+
+    return importance
+
+
+def _estimator_options(fn) -> tuple[set, bool]:
+    """Keyword options ``fn`` takes (after ``x``), and whether it takes any (``**kwargs``)."""
+    import functools
+
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    fixed = set(fn.keywords) if isinstance(fn, functools.partial) else set()
+    names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return names - fixed, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def _is_input_error(exc: BaseException, names) -> bool:
+    """Whether ``exc`` is pyrogen's input validation rejecting the data or a ``-p`` value.
+
+    That is: raised by :mod:`pyrogen._validation` (the library's one argument checker), with a
+    message about ``x`` (the data) or one of the ``-p`` option ``names``. Anything else from
+    inside an estimator is a bug and keeps its traceback.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames or os.path.basename(frames[-1].filename) != "_validation.py":
+        return False
+    return str(exc).split(" ", 1)[0] in {"x", *names}
+
+
+def _cmd_evaluate(args) -> int:
+    import pyro
+
+    from .models import load
+
+    # ---- the user's input, all checked before any work: UsageError (one line, exit 2)
+    out = args.out
+    _check_report_dir(out)
+    try:
+        model = load(args.model_file)
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    label = f"{type(model).__name__}({model.extra_repr()})"
+    ds = _load_data(args.data, args.seed)
+    if ds.x.shape[1] != model.n_features:
+        raise UsageError(
+            f"--data {args.data!r} has {ds.x.shape[1]} features (columns); the model in "
+            f"{args.model_file!r} has {model.n_features}."
+        )
+    offered = offered_estimators(model)
+    if args.estimator is None:
+        estimator, fn = "default", model.log_likelihood
+    elif args.estimator in offered:
+        estimator, fn = args.estimator, offered[args.estimator]
+    else:
+        has = (f"it offers {', '.join(sorted(offered))}" if offered else
+               f"it offers only its own log_likelihood (kind {model.log_likelihood_kind}); "
+               "omit --estimator")
+        raise UsageError(
+            f"--estimator {args.estimator} is not offered by {type(model).__name__} in "
+            f"{args.model_file!r}: {has}."
+        )
+    options = dict(_parse_param(p) for p in args.param)
+    known, takes_any = _estimator_options(fn)
+    unknown = sorted(set(options) - known)
+    if unknown and not takes_any:
+        raise UsageError(
+            f"the {estimator} estimator of {type(model).__name__} takes no option(s) "
+            f"{', '.join(unknown)}; it takes: {', '.join(sorted(known)) or 'none'}"
+        )
+    if "seed" in known and "seed" not in options:
+        options["seed"] = args.seed
+    x = ds.x.to(model.dtype)
+    # ---- the work: only pyrogen's own validation of the data or of a -p value is an input error
+    pyro.set_rng_seed(args.seed)
+    t0 = time.perf_counter()
+    try:
+        ll = fn(x, **options)
+    except (ValueError, TypeError) as e:
+        if _is_input_error(e, options):
+            if str(e).startswith("x "):
+                raise UsageError(f"--data {args.data!r} does not suit the {type(model).__name__} "
+                                 f"in {args.model_file!r}: {e}") from None
+            raise UsageError(f"-p: {e}") from None
+        raise
+    seconds = time.perf_counter() - t0
+    fitted_on = dict(model.data_info or {})
+    print(f"model: {label} from {args.model_file}")
+    if fitted_on:
+        from .report_html import format_data
+
+        print(f"fitted on: {format_data(fitted_on)}")
+    print(f"data: {ds.identity}")
+    # the description names the kind and, for an estimate, which side it bounds
+    print(f"log-likelihood: {ll}: {ll.description}, n={len(ll)}, in {seconds:.2f}s")
+
+    from .report_html import software_versions, write_report
+
+    page = write_report(out, {
+        "title": f"pyrogen evaluate {os.path.basename(args.model_file)}",
+        "command": _command_line(args),
+        "software": software_versions(),
+        "seed": args.seed,
+        "model_file": os.path.abspath(args.model_file),
+        "results": [{
+            "model": label,
+            "data": ds.info,
+            "method": f"evaluate ({estimator} estimator)",
+            "estimator": estimator,
+            "log_likelihood": ll.to_dict(),
+            "fit_seconds": None,
+            "eval_seconds": seconds,
+            "fitted_on": fitted_on,
+            "figures": [],
+            "summary": (f"saved model {os.path.abspath(args.model_file)}, evaluated in "
+                        f"{seconds:.2f}s" + (f"; fitted on {fitted_on.get('name')}"
+                                             f"[{fitted_on.get('split')}]" if fitted_on else "")),
+        }],
+    })
+    print(f"report: {page}")
     return 0
 
 
@@ -285,7 +522,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where to save the model (default MODEL.pt)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--json", action="store_true", help="also print a JSON summary")
+    p.add_argument("--report", default=None, metavar="DIR",
+                   help="also write report.json and index.html into this folder")
     p.set_defaults(func=_cmd_fit)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved model's log-likelihood on data")
+    p.add_argument("model_file", help="a model saved by `pyrogen fit` or Model.save")
+    p.add_argument("--data", required=True,
+                   help="digits | digits-threshold | digits-stochastic | mnist[:split] | FILE")
+    p.add_argument("--estimator", choices=sorted(ESTIMATORS), default=None,
+                   help="how log p(x) is computed (default: the model's own log_likelihood)")
+    p.add_argument("-p", "--param", action="append", default=[],
+                   help="estimator option NAME=VALUE (repeatable), e.g. -p num_chains=200")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the estimator and of a stochastic binarization")
+    p.add_argument("--out", default="pyrogen-evaluation",
+                   help="report folder (default: %(default)s)")
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("models", help="list registered models")
     p.set_defaults(func=_cmd_models)
@@ -295,6 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.version:
         from . import __version__
 
