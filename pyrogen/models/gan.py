@@ -69,6 +69,14 @@ def _one_hot(y, n_classes, like):
     return nn.functional.one_hot(y.long(), n_classes).to(like.dtype)
 
 
+def _with_label(h, y, n_classes):
+    """Concatenate the one-hot label to ``h`` along the last dim, broadcasting leading dims
+    (AIS runs the model with a chain dimension in front of the batch)."""
+    y1h = _one_hot(y, n_classes, h)
+    shape = torch.broadcast_shapes(h.shape[:-1], y1h.shape[:-1])
+    return torch.cat([h.expand(*shape, h.shape[-1]), y1h.expand(*shape, n_classes)], -1)
+
+
 class _MLPGenerator(nn.Module):
     def __init__(self, latent_dim, n_features, hidden, n_classes):
         super().__init__()
@@ -82,7 +90,7 @@ class _MLPGenerator(nn.Module):
 
     def forward(self, z, y=None):
         if self.n_classes:
-            z = torch.cat([z, _one_hot(y, self.n_classes, z)], -1)
+            z = _with_label(z, y, self.n_classes)
         return self.net(z)
 
 
@@ -108,7 +116,7 @@ class _ConvGenerator(nn.Module):
 
     def forward(self, z, y=None):
         if self.n_classes:
-            z = torch.cat([z, _one_hot(y, self.n_classes, z)], -1)
+            z = _with_label(z, y, self.n_classes)
         lead = z.shape[:-1]
         out = self.net(self.fc(z).reshape(-1, *self.start))
         return out.reshape(*lead, self.image_shape[0] * self.image_shape[1])
@@ -127,7 +135,7 @@ class _MLPDiscriminator(nn.Module):
 
     def forward(self, x, y=None):
         if self.n_classes:
-            x = torch.cat([x, _one_hot(y, self.n_classes, x)], -1)
+            x = _with_label(x, y, self.n_classes)
         return self.net(x).squeeze(-1)
 
 
@@ -150,7 +158,7 @@ class _ConvDiscriminator(nn.Module):
         b = x.shape[0]
         h = self.net(x.reshape(b, 1, *self.image_shape)).reshape(b, -1)
         if self.n_classes:
-            h = torch.cat([h, _one_hot(y, self.n_classes, h)], -1)
+            h = _with_label(h, y, self.n_classes)
         return self.head(h).squeeze(-1)
 
 
