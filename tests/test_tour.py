@@ -6,6 +6,8 @@ import os
 from pyrogen.evaluation import KINDS
 from pyrogen.tour import STEP_MODULES, run_tour
 
+from .test_report_html import check_report_page
+
 
 def test_quick_tour_writes_report(tmp_path):
     lines = []
@@ -29,3 +31,5 @@ def test_quick_tour_writes_report(tmp_path):
     # quick fits stop before converging: the report lists them instead of hiding it
     assert saved["convergence_warnings"] and "before converging" in lines[-1]
     assert all("before converging" in w["message"] for w in saved["convergence_warnings"])
+    # index.html: the same rows as report.json, every figure inline (issue 20)
+    check_report_page(tmp_path)
