@@ -158,7 +158,7 @@ def test_no_import_cycles():
 
 
 FOUNDATIONS = {"_io", "_validation", "_history", "_random", "exceptions"}
-LOW = FOUNDATIONS | {"evaluation", "plotting", "datasets"}
+LOW = FOUNDATIONS | {"evaluation", "plotting", "datasets", "metrics"}
 
 #: top-level unit -> the top-level units it may import (DESIGN.md, "Layers"). ``__init__`` is
 #: ``pyrogen/__init__.py``; a unit missing here fails the test until it is placed.
@@ -171,6 +171,8 @@ ALLOWED = {
     "evaluation": FOUNDATIONS,
     "plotting": FOUNDATIONS,
     "datasets": FOUNDATIONS,
+    # sample-based scores (issue 16): plain torch, never the models
+    "metrics": FOUNDATIONS | {"evaluation", "plotting"},
     # distributions depend on nothing of ours above them (paths are data the engine consumes)
     "distributions": FOUNDATIONS | {"evaluation"},
     # infer: algorithms over distributions; never the models or the normalizers
