@@ -3,6 +3,7 @@
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .dbm import DBM
+from .dbn import DBN
 from .factor import PPCA, FactorAnalysis
 from .gan import GAN
 from .ica import ICA
@@ -36,6 +37,7 @@ __all__ = [
     "BernoulliRBM",
     "GaussianBernoulliRBM",
     "DBM",
+    "DBN",
     "SigmoidBeliefNet",
     "HelmholtzMachine",
     "FVSBN",
