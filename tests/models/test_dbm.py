@@ -83,7 +83,7 @@ def test_algorithm_20_1_as_svi_equals_hand_written():
     assert not torch.allclose(model.weights[0].detach(), W0[0])
 
 
-def test_sampled_guide_runs_and_is_unbiased_in_its_positive_phase():
+def test_sampled_guide_runs_under_svi():
     x = _data(10, 6)
     model = DBM(6, [3, 2], guide="sampled", num_chains=4, seed=0).double()
     svi = pyro.infer.SVI(model.model, model.guide, pyro.optim.Adam({"lr": 1e-2}),
