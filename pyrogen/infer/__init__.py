@@ -105,6 +105,15 @@ from .lasso import (
     soft_threshold,
     solve_lasso,
 )
+from .layerwise import (
+    LayerwiseResult,
+    classification_error,
+    greedy_layerwise,
+    layer_affine,
+    mlp_from_stack,
+    random_mlp,
+    train_classifier,
+)
 from .refine import AmortizationGap, RefinedGuide, amortization_gap, refine
 from .rws import ReweightedWakeSleep
 from .score_function import (
@@ -123,6 +132,14 @@ __all__ = [
     "log_importance_weights",
     "importance_log_likelihood",
     "guess_max_plate_nesting",
+    # greedy layer-wise pretraining and the classifier built from a stack
+    "LayerwiseResult",
+    "greedy_layerwise",
+    "layer_affine",
+    "mlp_from_stack",
+    "random_mlp",
+    "train_classifier",
+    "classification_error",
     # Pyro losses
     "ReweightedWakeSleep",
     "WakeSleep",

@@ -62,7 +62,6 @@ __all__ = [
     "random_mlp",
     "train_classifier",
     "classification_error",
-    "PROPAGATE",
 ]
 
 #: values of ``propagate`` in :func:`greedy_layerwise`
@@ -261,6 +260,11 @@ def mlp_from_stack(layers_or_affines, n_outputs: int) -> nn.Sequential:
     affines = [
         item if isinstance(item, tuple) else layer_affine(item) for item in layers_or_affines
     ]
+    with torch.random.fork_rng(devices=[]):  # every parameter is overwritten: no RNG use
+        return _build_mlp(affines, n_outputs)
+
+
+def _build_mlp(affines, n_outputs) -> nn.Sequential:
     mods: list[nn.Module] = []
     prev = None
     for l, (a, c) in enumerate(affines):
@@ -369,7 +373,7 @@ def train_classifier(
             opt.zero_grad(set_to_none=True)
             (loss / idx.shape[0]).backward()
             opt.step()
-            total += float(loss)
+            total += float(loss.detach())
         losses.append(total / n)
         if not math.isfinite(losses[-1]):
             raise FloatingPointError(f"the training loss became {losses[-1]}; lower lr ({lr}).")

@@ -214,6 +214,16 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    # deep belief net (pyrogen/models/dbn.py): exact log-likelihood by enumeration when small
+    specs.append(
+        ModelSpec(
+            "DBN",
+            lambda: m.DBN([6, 3, 4], sample_steps=5).double(),
+            _binary_data(6),
+            {"method": "up_down", "num_steps": 5},
+            support="binary",
+        )
+    )
     # sigmoid belief nets (pyrogen/models/sbn.py): exact log-likelihood by enumeration for
     # few hidden units, importance-sampled otherwise
     specs.append(
