@@ -284,7 +284,7 @@ def bench_pool(args, out):
     for temps, chains in pools:
         for name, (m, exact, _) in models.items():
             f = os.path.join(args.model_dir, f"pool_{name}_{temps}x{chains}.pt")
-            if os.path.exists(f):
+            if os.path.exists(f) or args.analyze:
                 continue
             t0, c0 = time.perf_counter(), time.thread_time()
             with warnings.catch_warnings(), torch.no_grad():
@@ -560,6 +560,7 @@ def main(argv=None):
     p.add_argument("--raise-images", type=int, default=20)
     p.add_argument("--raise-setting", default="5x1000", help="RAISE chains x temperatures")
     p.add_argument("--figure", default=os.path.join(ROOT, "docs", "_static", "ais_accuracy.png"))
+    p.add_argument("--analyze", action="store_true", help="pool: tabulate saved pools only")
     p.add_argument("--model-dir", default=os.path.join(ROOT, "runs", "ais_models"))
     args = p.parse_args(argv)
     import torch
