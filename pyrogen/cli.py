@@ -9,10 +9,10 @@
     ``digits-stochastic``, ``mnist`` (fixed binarized MNIST via ``PYROGEN_DATA``) or a path to a
     ``.npz``/``.amat`` binarized MNIST file or a ``.npy`` matrix.
 
-``pyrogen evaluate MODEL_FILE --data DATA [--estimator exact|ais|raise|is] [-p NAME=VALUE ...]
-[--out DIR]``
+``pyrogen evaluate MODEL_FILE --data DATA [--estimator E] [-p NAME=VALUE ...] [--out DIR]``
     Load any saved model, evaluate its log-likelihood on ``DATA`` (same forms as ``fit``) with
-    the chosen estimator (default: the model's own), print the labelled number with its standard
+    the estimator ``E`` (``exact``, ``ais``, ``raise`` or ``is``, among those the model offers;
+    default: the model's own ``log_likelihood``), print the labelled number with its standard
     error and the data's identity, and write ``report.json`` + ``index.html`` into ``DIR``.
 
 ``pyrogen models``

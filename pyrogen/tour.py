@@ -88,6 +88,9 @@ def run_tour(
 ) -> dict:
     """Run the tour; returns (and writes as ``report.json``) every result.
 
+    The folder also gets ``index.html``, rendered from ``report.json`` by
+    :func:`pyrogen.report_html.write_report`.
+
     Parameters
     ----------
     out_dir : str
@@ -100,9 +103,6 @@ def run_tour(
         Restrict to these step modules (e.g. ``["factor"]``).
     command : str, optional
         The command that produced the report (recorded in it; default the Python call).
-
-    The folder also gets ``index.html``, rendered from ``report.json`` by
-    :func:`pyrogen.report_html.write_report`.
     """
     os.makedirs(out_dir, exist_ok=True)
     steps = STEP_MODULES if not only else [s for s in STEP_MODULES if s in only]
