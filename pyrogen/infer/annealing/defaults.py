@@ -8,12 +8,16 @@ says where it was measured; a value without a measurement says so.
 from __future__ import annotations
 
 #: Default number of inverse temperatures of :func:`~pyrogen.infer.annealing.ais` and
-#: :func:`~pyrogen.infer.annealing.reverse_ais` when ``betas`` is ``None``. Measured (issue 3)
-#: with 100 chains on 784x15-20 RBMs: errors -0.03..0.03 nats; issue 14 measured errors up to
-#: 0.29 nats on other MNIST RBMs: to be re-chosen by measurement (issue 14).
+#: :func:`~pyrogen.infer.annealing.reverse_ais` when ``betas`` is ``None``. Re-measured in
+#: issue 14 (``benchmarks/bench_ais.py --only pool``, six MNIST 784 x 15-22 RBMs, exact log Z):
+#: with 100 chains every error was within 3 reported se; se ~0.03 on CD-1 models but 0.13-0.19
+#: on PCD-trained ones (2/5 and 1/5 runs within 0.1 nats there). Fewer temperatures with more
+#: chains at equal cost (1,000 x 1,000; 3,000 x 300) were biased low on the PCD models beyond
+#: their se, so the value was kept; ~12 CPU s on 784x20 (the issue's 5 s is not reached).
 DEFAULT_NUM_BETAS = 10000
 
-#: Default number of chains of :func:`~pyrogen.infer.annealing.ais` and ``AIS()``.
+#: Default number of chains of :func:`~pyrogen.infer.annealing.ais` and ``AIS()`` (kept at 100
+#: by the same measurement: chains shrink the se only once the temperatures suffice).
 DEFAULT_NUM_CHAINS = 100
 
 #: Default shape of the fixed schedule (:func:`~pyrogen.infer.annealing.schedule`).
