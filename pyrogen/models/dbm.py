@@ -81,11 +81,13 @@ class _PretrainRBM(pyro.nn.PyroModule):
     def data(self, x):
         return torch.cat([x, x], -1) if self.double == "visible" else x
 
+    @pyro.nn.pyro_method
     def model(self, x, num_data=None):
         d = self.distribution(self.cd)
         with pyro.plate("data", num_data or x.shape[0], subsample=torch.arange(x.shape[0])):
             pyro.sample("x", d, obs=self.data(x))
 
+    @pyro.nn.pyro_method
     def guide(self, x, num_data=None):
         pass
 
@@ -369,6 +371,11 @@ class DBM(GenerativeModel):
                     0.5 * (rbms[lay - 1][0].hidden_bias + rbms[lay][0].visible_bias)
                 )
             self.biases[L].copy_(rbms[-1][0].hidden_bias)
+        store = pyro.get_param_store()
+        for r in res.layers:  # the stack's RBMs are temporary: keep the param store clean
+            for name in ("weight", "visible_bias", "hidden_bias"):
+                if f"{r._pyro_name}.{name}" in store:
+                    del store[f"{r._pyro_name}.{name}"]
         if self._normalizer is not None:
             self._normalizer.reset()
         last.info["pretrain"] = [loss for _, loss in rbms]

@@ -115,8 +115,11 @@ def test_log_likelihood_exact_and_labelled_bounds():
 def test_pretraining_runs_layer_by_layer_then_vsml():
     x = _data(30, 6)
     model = DBM(6, [4, 3, 2], seed=0).double()
+    before = [w.detach().clone() for w in model.weights]
     hist = model.fit(x, method="pretrain", num_steps=5, lr=0.05, progress=False, tol=None)
     assert hist.method == "pretrain" and len(hist.info["pretrain"]) == 3
+    for w, w0 in zip(model.weights, before):  # the RBMs were trained and composed
+        assert not torch.allclose(w.detach(), w0)
     assert all(torch.isfinite(torch.tensor(hist.info["pretrain"])))
     assert torch.isfinite(model.log_likelihood(x).values).all()
     hist = model.fit(x, method="pretrain+vsml", num_steps=3, progress=False, tol=None)
