@@ -53,7 +53,9 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--rbm-steps", type=int, default=1500)
     ap.add_argument("--epochs", type=int, default=200, help="fine-tuning epochs")
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--min-steps", type=int, default=2000,
+                    help="at least this many Adam steps (small labelled sets get more epochs)")
+    ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--n-test", type=int, default=400)
     ap.add_argument("--unlabelled", type=int, default=None, help="rows used for pretraining")
     ap.add_argument("--quick", action="store_true")
@@ -62,13 +64,15 @@ def main(argv=None):
     torch.set_num_threads(1)
     if args.quick:
         args.sizes, args.seeds, args.rbm_steps, args.epochs = "20,200", 2, 50, 20
+        args.min_steps = 50
     hidden = [int(h) for h in args.hidden.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
     x, y, xt, yt = _data(args.data, args.n_test, 0)
     xu = x if args.unlabelled is None else x[: args.unlabelled]
     print(f"data={args.data} train={x.shape[0]} (pretraining on {xu.shape[0]}) "
           f"test={xt.shape[0]} hidden={hidden} rbm_steps={args.rbm_steps} (CD-1, Adam 1e-3, "
-          f"batch 100, probabilities propagated) fine-tune epochs={args.epochs} lr={args.lr}")
+          f"batch 100, probabilities propagated) fine-tune: Adam lr={args.lr}, batch 32, "
+          f"max({args.epochs} epochs, {args.min_steps} steps)")
     rows = []
     for seed in range(args.seeds):
         t0 = time.perf_counter()
@@ -87,7 +91,8 @@ def main(argv=None):
                 net = mlp_from_stack(stack.layers, 10) if init == "pretrained" else random_mlp(
                     [x.shape[1], *hidden], 10, seed=seed)
                 batch = min(32, n)
-                train_classifier(net, x[idx], y[idx], num_epochs=args.epochs, lr=args.lr,
+                epochs = max(args.epochs, math.ceil(args.min_steps / math.ceil(n / batch)))
+                train_classifier(net, x[idx], y[idx], num_epochs=epochs, lr=args.lr,
                                  batch_size=batch, seed=seed)
                 errs[init] = classification_error(net, xt, yt)
             rows.append({"seed": seed, "n": n, **errs, "pretrain_seconds": t_pre})

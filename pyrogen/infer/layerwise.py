@@ -32,12 +32,12 @@ architecture from a random initialisation (the control). ``benchmarks/bench_pret
 measures the two on digits and MNIST.
 
 References
-----------
-.. [1] G. E. Hinton, S. Osindero, Y.-W. Teh, "A fast learning algorithm for deep belief nets",
+
+1. G. E. Hinton, S. Osindero, Y.-W. Teh, "A fast learning algorithm for deep belief nets",
    Neural Computation 18, 2006.
-.. [2] Y. Bengio, P. Lamblin, D. Popovici, H. Larochelle, "Greedy layer-wise training of deep
+2. Y. Bengio, P. Lamblin, D. Popovici, H. Larochelle, "Greedy layer-wise training of deep
    networks", NIPS 2006.
-.. [3] D. Erhan, Y. Bengio, A. Courville, P.-A. Manzagol, P. Vincent, S. Bengio, "Why does
+3. D. Erhan, Y. Bengio, A. Courville, P.-A. Manzagol, P. Vincent, S. Bengio, "Why does
    unsupervised pre-training help deep learning?", JMLR 11, 2010.
 """
 
@@ -69,29 +69,26 @@ PROPAGATE = ("probabilities", "samples")
 
 
 class LayerwiseResult(NamedTuple):
-    """What :func:`greedy_layerwise` returns.
-
-    Attributes
-    ----------
-    layers : list
-        The fitted layers, bottom first.
-    histories : list
-        What each layer's ``fit`` returned.
-    seconds : list of float
-        Wall-clock time of each layer's fit.
-    propagate : str
-        ``"probabilities"`` or ``"samples"``.
-    inputs : list of torch.Tensor
-        The training data of each layer (``inputs[0]`` is ``x``; ``inputs[l]`` the propagated
-        representation layer ``l`` was fitted on). Kept for diagnostics such as the bound of
-        each added layer; drop the result to free them.
-    """
+    """What :func:`greedy_layerwise` returns (fields below)."""
 
     layers: list
     histories: list
     seconds: list
     propagate: str
     inputs: list
+
+
+# field docstrings on the fields themselves (an "Attributes" section would make Sphinx
+# describe each field twice)
+LayerwiseResult.layers.__doc__ = "The fitted layers, bottom first."
+LayerwiseResult.histories.__doc__ = "What each layer's ``fit`` returned."
+LayerwiseResult.seconds.__doc__ = "Wall-clock seconds of each layer's fit."
+LayerwiseResult.propagate.__doc__ = '``"probabilities"`` or ``"samples"``.'
+LayerwiseResult.inputs.__doc__ = (
+    "The training data of each layer: ``inputs[0]`` is ``x``, ``inputs[l]`` the propagated "
+    "representation layer ``l`` was fitted on (kept for diagnostics such as the bound of each "
+    "added layer; drop the result to free them)."
+)
 
 
 def _per_layer(value, n: int, name: str) -> list:

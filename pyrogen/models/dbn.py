@@ -44,10 +44,10 @@ Log-likelihood (:meth:`DBN.log_likelihood`), each labelled:
   (:func:`pyrogen.infer.importance.importance_log_likelihood`), same :math:`\log Z`.
 
 References
-----------
-.. [1] G. E. Hinton, S. Osindero, Y.-W. Teh, "A fast learning algorithm for deep belief nets",
+
+1. G. E. Hinton, S. Osindero, Y.-W. Teh, "A fast learning algorithm for deep belief nets",
    Neural Computation 18, 2006.
-.. [2] R. Salakhutdinov, I. Murray, "On the quantitative analysis of deep belief networks",
+2. R. Salakhutdinov, I. Murray, "On the quantitative analysis of deep belief networks",
    ICML 2008.
 """
 
