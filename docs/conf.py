@@ -20,7 +20,9 @@ extensions = [
 ]
 autosummary_generate = True
 autosummary_imported_members = False
-autodoc_default_options = {"members": True, "show-inheritance": True}
+# Each object is documented once, where it is defined: the flat re-exports of pyrogen.infer,
+# pyrogen.models and pyrogen.distributions would otherwise give duplicate descriptions.
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_member_order = "bysource"
 autodoc_typehints = "none"
 napoleon_numpy_docstring = True
@@ -30,3 +32,27 @@ nitpicky = False
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 html_theme = "alabaster"
 suppress_warnings = ["autosummary.import_cycle"]
+
+
+# pyrogen.infer.ais and pyrogen.infer.refine are modules whose names the package also binds to
+# functions (flat exports, as in pyro.infer: ``from pyrogen.infer import ais, refine``).
+# autosummary resolves dotted names through package attributes and would document the
+# functions under the modules' names; document the modules there.
+import importlib  # noqa: E402
+
+import sphinx.ext.autosummary as _autosummary  # noqa: E402
+import sphinx.ext.autosummary.generate as _autosummary_generate  # noqa: E402
+
+_MODULES_NAMED_LIKE_A_FUNCTION = ("pyrogen.infer.ais", "pyrogen.infer.refine")
+_import_by_name = _autosummary.import_by_name
+
+
+def _import_module_first(name, prefixes=(None,)):
+    if name in _MODULES_NAMED_LIKE_A_FUNCTION:
+        parent = name.rpartition(".")[0]
+        return name, importlib.import_module(name), importlib.import_module(parent), parent
+    return _import_by_name(name, prefixes)
+
+
+_autosummary.import_by_name = _import_module_first
+_autosummary_generate.import_by_name = _import_module_first
