@@ -129,6 +129,7 @@ def _train_rbm_cd1(x, n_hidden, epochs, lr=0.05, batch_size=100, seed=0):
 
 @pytest.mark.slow
 @pytest.mark.mnist
+@pytest.mark.timeout(3600)  # 10 default runs (~12 CPU s each) + enumeration; >600 s when shared
 @pytest.mark.parametrize("n_hidden,epochs,seed", [(15, 10, 0), (20, 5, 1)])
 def test_default_ais_within_0p1_nats_in_9_of_10_seeds(mnist_path, n_hidden, epochs, seed):
     """Issue 14: ``ais(path)`` with the defaults within 0.1 nats of the exact log Z in >= 9 of
