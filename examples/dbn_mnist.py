@@ -56,9 +56,11 @@ def main(argv=None):
               f"{g.seconds:.1f}s, per layer {[round(s, 1) for s in g.info['layer_seconds']]}")
         ll0 = dbn.log_likelihood(x_test, method="bound", num_samples=10, seed=args.seed)
         print(f"after greedy:   {ll0}")
-        u = dbn.fit(x_train, method="up_down", num_steps=ud_steps, lr=1e-4, batch_size=100,
-                    tol=None, progress=not args.quick, seed=args.seed, dream_steps=10)
-    print(f"up-down: {ud_steps} wake-sleep steps, {u.seconds:.1f}s")
+        if ud_steps > 0:  # 0: the greedy stack alone (the paper's figure)
+            u = dbn.fit(x_train, method="up_down", num_steps=ud_steps, lr=1e-4,
+                        batch_size=100, tol=None, progress=not args.quick, seed=args.seed,
+                        dream_steps=10)
+            print(f"up-down: {ud_steps} wake-sleep steps, {u.seconds:.1f}s")
     ll = dbn.log_likelihood(x_test, method="bound", num_samples=10, seed=args.seed)
     print(f"after up-down:  {ll}  [{ll.description}]")
     if dbn.exact:
