@@ -57,10 +57,11 @@ follow NumPyro's (and Stan's) conventions, so the energy BFMI [3]_
 
 means the same for both libraries.
 
-:func:`report` puts r-hat, bulk/tail ESS, divergences, BFMI, PSIS-LOO with Pareto-k counts
-and posterior predictive checks of one run into ``report.json``, ``report.txt`` and PNG plots,
-and says what is wrong in plain words. :func:`compare_models` and :func:`choose_n_components`
-rank models by PSIS-LOO [1]_ and pick one (e.g. the number of factors).
+:func:`report` puts r-hat and bulk/tail ESS [2]_, divergences, BFMI [3]_, PSIS-LOO with
+Pareto-k counts and posterior predictive checks [4]_ of one run into ``report.json``,
+``report.txt`` and PNG plots, and says what is wrong in plain words. :func:`compare_models`
+and :func:`choose_n_components` rank models by PSIS-LOO [1]_ and pick one (e.g. the number
+of factors).
 
 Version policy. The object is always assembled by pyrogen from NumPy dictionaries and handed to
 ``arviz.from_dict``; ``arviz.from_pyro`` is never used (it is gone in arviz 1.x, and it drops
