@@ -181,3 +181,24 @@ def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
             f"value(s), e.g. {example!r}, instead; binarize first (see pyrogen.datasets)."
         )
     return x
+
+
+def check_labels(y, n: int, n_classes: int, name: str = "y") -> torch.Tensor:
+    """Class labels: an integer tensor of shape ``(n,)`` with values in ``[0, n_classes)``.
+
+    Returns ``y`` as ``torch.long``. ``TypeError`` for a non-tensor, ``ValueError`` for a float
+    dtype, a wrong shape or a label out of range.
+    """
+    if not torch.is_tensor(y):
+        raise TypeError(f"{name} must be a tensor of int labels. Got {type(y).__name__} instead.")
+    if y.dim() != 1 or y.shape[0] != n or y.dtype.is_floating_point:
+        raise ValueError(
+            f"{name} must be an integer tensor of shape ({n},). Got dtype {y.dtype} and shape "
+            f"{tuple(y.shape)} instead."
+        )
+    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(
+            f"{name} must hold labels in [0, {n_classes - 1}]. Got values in "
+            f"[{int(y.min())}, {int(y.max())}] instead."
+        )
+    return y.long()

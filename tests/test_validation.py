@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 import torch
 
-from pyrogen._validation import check_binary, check_choice, check_data, check_float, check_int
+from pyrogen._validation import (
+    check_binary,
+    check_choice,
+    check_data,
+    check_float,
+    check_int,
+    check_labels,
+)
 
 
 def test_check_int():
@@ -66,3 +73,17 @@ def test_check_binary():
     check_binary(torch.tensor([0.0, 1.0]))
     with pytest.raises(ValueError, match="x must be binary .* 1 non-binary value"):
         check_binary(torch.tensor([0.0, 0.5]))
+
+
+def test_check_labels():
+    y = torch.tensor([0, 2, 1], dtype=torch.int32)
+    out = check_labels(y, 3, 3)
+    assert out.dtype == torch.long and out.tolist() == [0, 2, 1]
+    with pytest.raises(TypeError, match="y must be a tensor of int labels. Got list"):
+        check_labels([0, 1], 2, 3)
+    with pytest.raises(ValueError, match=r"y must be an integer tensor of shape \(3,\)"):
+        check_labels(torch.tensor([0.0, 1.0, 2.0]), 3, 3)
+    with pytest.raises(ValueError, match=r"y must be an integer tensor of shape \(2,\)"):
+        check_labels(y, 2, 3)
+    with pytest.raises(ValueError, match=r"labels in \[0, 1\]. Got values in \[0, 2\]"):
+        check_labels(y, 3, 2)

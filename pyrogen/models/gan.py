@@ -51,7 +51,7 @@ import torch
 from pyro.nn import pyro_method
 from torch import nn
 
-from .._validation import check_binary, check_choice, check_float, check_int
+from .._validation import check_binary, check_choice, check_float, check_int, check_labels
 from ..evaluation import LogLikelihood
 from ..infer.adversarial import ADVERSARIAL_LOSSES, AdversarialTrainer, MomentMatching
 from ..infer.annealing.decoder import ais_log_likelihood
@@ -343,18 +343,7 @@ class GAN(GenerativeModel):
             return None
         if not self.n_classes:
             raise ValueError("y must be None for an unconditional GAN (n_classes=0). Got labels.")
-        if not torch.is_tensor(y) or y.dtype.is_floating_point or y.shape != (n,):
-            raise ValueError(
-                f"y must be an integer tensor of shape ({n},). Got "
-                f"{getattr(y, 'dtype', type(y).__name__)} of shape "
-                f"{tuple(getattr(y, 'shape', ()))} instead."
-            )
-        if n and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
-            raise ValueError(
-                f"y must hold labels in [0, {self.n_classes - 1}]. Got values in "
-                f"[{int(y.min())}, {int(y.max())}] instead."
-            )
-        return y.long()
+        return check_labels(y, n, self.n_classes)
 
     def _size(self, x, n):
         if x is not None:

@@ -63,7 +63,7 @@ import torch
 from pyro.nn import pyro_method
 from torch import nn
 
-from .._validation import check_binary, check_choice, check_float, check_int
+from .._validation import check_binary, check_choice, check_float, check_int, check_labels
 from ..evaluation import LogLikelihood, log_mean_exp
 from ..infer.importance import importance_log_likelihood, log_importance_weights
 from ..infer.iwae import IWAE_ELBO
@@ -897,19 +897,7 @@ class ConditionalVAE(VAE):
         return nn.functional.one_hot(y, self.n_classes).to(self.dtype)
 
     def _check_y(self, y, n) -> torch.Tensor:
-        if not torch.is_tensor(y):
-            raise TypeError(f"y must be a tensor of int labels. Got {type(y).__name__} instead.")
-        if y.dim() != 1 or y.shape[0] != n or y.dtype.is_floating_point:
-            raise ValueError(
-                f"y must be an integer tensor of shape ({n},). Got dtype {y.dtype} and shape "
-                f"{tuple(y.shape)} instead."
-            )
-        if n and (int(y.min()) < 0 or int(y.max()) >= self.n_classes):
-            raise ValueError(
-                f"y must hold labels in [0, {self.n_classes - 1}]. Got values in "
-                f"[{int(y.min())}, {int(y.max())}] instead."
-            )
-        return y.long()
+        return check_labels(y, n, self.n_classes)
 
     @pyro_method
     def model(self, x: torch.Tensor, y: torch.Tensor | None = None, num_data: int | None = None):
