@@ -330,7 +330,17 @@ class _SampleBasedNormalizer(Normalizer):
         )
 
     def _estimate(self, dist, chains) -> LogZEstimate:
-        s = dist.unnormalized_log_prob(chains.detach()).mean(0)
+        return self.estimate_from_score(
+            dist, dist.unnormalized_log_prob(chains.detach()).mean(0)
+        )
+
+    def estimate_from_score(self, dist, s: torch.Tensor, info: dict | None = None) -> LogZEstimate:
+        """The gradient trick for a given model score: value of log Z (refreshed on schedule)
+        with the gradient of ``s``, the mean unnormalized log-density of detached model samples.
+
+        Distributions whose chains are not events of the distribution (a DBM's chains run over
+        all layers) compute ``s`` themselves and call this.
+        """
         v = self._value_for(dist, s.shape)
         self.calls += 1
         return LogZEstimate(
@@ -340,7 +350,7 @@ class _SampleBasedNormalizer(Normalizer):
             ess=v.ess,
             log_weights=v.log_weights,
             stale=v.stale,
-            info=dict(v.info),
+            info={**v.info, **(info or {})},
         )
 
 

@@ -48,7 +48,7 @@ from .energy import (
     chunked_logsumexp,
     enumerate_binary_states,
 )
-from .log_normalizer import LogZEstimate, Normalizer, _surrogate
+from .log_normalizer import LogZEstimate, Normalizer
 
 __all__ = ["DeepBoltzmannMachine", "DBMJoint", "MARGINAL_KINDS"]
 
@@ -428,17 +428,7 @@ class DeepBoltzmannMachine(BinaryEnergyBasedDistribution):
             norm.chains = torch.cat(layers, -1)
             norm.hidden = None
         s = (-self.energy([x.detach() for x in layers])).mean(0)
-        v = norm._value_for(self, s.shape)
-        norm.calls += 1
-        return LogZEstimate(
-            log_z=_surrogate(v.log_z.to(s.dtype).expand(s.shape), s),
-            kind=v.kind,
-            stderr=v.stderr,
-            ess=v.ess,
-            log_weights=v.log_weights,
-            stale=v.stale,
-            info={**v.info, "negative_samples": norm.num_chains},
-        )
+        return norm.estimate_from_score(self, s, {"negative_samples": norm.num_chains})
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         r""":math:`\log\tilde p(v) - \log Z` (see :attr:`last_log_prob_kind` for what it is).
