@@ -61,11 +61,12 @@ from pyrogen.infer.refine import amortization_gap  # noqa: E402
 from pyrogen.infer.rws import ReweightedWakeSleep  # noqa: E402
 from pyrogen.infer.score_function import NVIL_ELBO, NeuralBaseline, with_baseline  # noqa: E402
 from pyrogen.infer.wake_sleep import WakeSleep  # noqa: E402
-from pyrogen.models import HelmholtzMachine  # noqa: E402
+from pyrogen.models import HelmholtzMachine, NADEGuide  # noqa: E402
 from pyrogen.models.base import load  # noqa: E402
 
 
-def make_method(name, x_train, layers, lr, rws_k):
+def make_method(name, x_train, layers, lr, rws_k, nade_hidden=50):
+    """``(model, svi, guide)`` for one method; ``guide`` is the proposal used in evaluation."""
     model = HelmholtzMachine(layers)
     with torch.no_grad():  # output bias = logit of the pixel means (common initialisation)
         p = x_train.mean(0).clamp(1e-3, 1 - 1e-3)
@@ -74,6 +75,9 @@ def make_method(name, x_train, layers, lr, rws_k):
     if name == "wake-sleep":
         loss = WakeSleep()
     elif name == "rws":
+        loss = ReweightedWakeSleep(num_particles=rws_k)
+    elif name == "rws-nade":  # the same RWS, a conditional-NADE guide (autoregressive q(h|x))
+        guide = NADEGuide(model, n_hidden=nade_hidden)
         loss = ReweightedWakeSleep(num_particles=rws_k)
     elif name in ("nvil", "nvil-raw"):
         sites = [f"h{i}" for i in range(1, len(layers))]
@@ -86,13 +90,14 @@ def make_method(name, x_train, layers, lr, rws_k):
     else:
         raise ValueError(name)
     svi = pyro.infer.SVI(model.model, guide, pyro.optim.Adam({"lr": lr}), loss)
-    return model, svi
+    return model, svi, (guide if name == "rws-nade" else model.guide)
 
 
-def test_elbo(model, x, num_particles):
+def test_elbo(model, x, num_particles, guide=None):
     """ELBO per example, mean of ``num_particles`` one-sample estimates, with its stderr."""
+    guide = model.guide if guide is None else guide
     with torch.no_grad():
-        lw = torch.cat([log_importance_weights(model.model, model.guide, xb,
+        lw = torch.cat([log_importance_weights(model.model, guide, xb,
                                                num_particles=num_particles, max_plate_nesting=1)
                         for xb in x.split(100)], dim=1).double()
     return LogLikelihood(values=lw.mean(0), kind="elbo",
@@ -116,21 +121,22 @@ def spread_indices(n_total, n_eval, block):
 
 
 def evaluate(model, x_eval, k, block, minutes, elbo_particles, on_block=None, per_image=False,
-             start_block=0):
+             start_block=0, guide=None):
     """IS log-likelihood (k particles) and ELBO on ``x_eval``, block by block; returns a dict.
 
     With ``per_image`` the dict also holds the per-image IS values and their Monte Carlo
     standard errors (in evaluation order), so that methods evaluated on the same images can be
     compared by paired differences. ``start_block`` skips the first blocks (to complete a
     time-capped run: the union of the two runs is the whole of ``x_eval``)."""
+    guide = model.guide if guide is None else guide
     t0 = time.perf_counter()
     vals, ses, ess, elbos, elbo_ses = [], [], [], [], []
     res = {}
     for start in range(start_block * block, x_eval.shape[0], block):
         xb = x_eval[start : start + block]
-        part = importance_log_likelihood(model.model, model.guide, xb, num_particles=k,
+        part = importance_log_likelihood(model.model, guide, xb, num_particles=k,
                                          batch_size=25, chunk=200, max_plate_nesting=1)
-        el = test_elbo(model, xb, elbo_particles)
+        el = test_elbo(model, xb, elbo_particles, guide)
         vals.append(part.values)
         ses.append(part.stderr)
         ess.append(part.info["ess"].double())
@@ -172,6 +178,8 @@ def main():
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--lr", type=float, default=3e-4)
     ap.add_argument("--rws-k", type=int, default=5)
+    ap.add_argument("--nade-hidden", type=int, default=50,
+                    help="NADE hidden units per layer of the rws-nade guide")
     ap.add_argument("--layers", type=str, default="784,200,200")
     ap.add_argument("--methods", type=str, default="wake-sleep,rws,nvil,nvil-raw")
     ap.add_argument("--n-eval", type=int, default=100)
@@ -245,7 +253,10 @@ def main():
     if args.per_image:
         summary["test_indices"] = test_idx.tolist()
     if args.load_dir:
-        runs = {m: (load(os.path.join(args.load_dir, f"sbn_{m}.pt")), None) for m in methods}
+        if "rws-nade" in methods:
+            ap.error("--load-dir does not restore the rws-nade guide: train it in the same run")
+        runs = {m: (load(os.path.join(args.load_dir, f"sbn_{m}.pt")), None, None)
+                for m in methods}
         prev = os.path.join(args.load_dir, "train.json")
         if os.path.exists(prev):
             with open(prev) as f:
@@ -255,7 +266,8 @@ def main():
         out(f"data: {train.info}; train n={n}; test eval n={x_test.shape[0]}; layers={layers}; "
             f"batch={args.batch_size}; Adam lr={args.lr}; rws K={args.rws_k}; "
             f"epochs={args.epochs}; cap={args.budget_min} min interleaved")
-        runs = {m: make_method(m, x, layers, args.lr, args.rws_k) for m in methods}
+        runs = {m: make_method(m, x, layers, args.lr, args.rws_k, args.nade_hidden)
+                for m in methods}
         steps = dict.fromkeys(methods, 0)
         sec_per_step = {m: [] for m in methods}
         recent = {m: [] for m in methods}
@@ -270,7 +282,7 @@ def main():
                 break
             order = todo[rnd % len(todo):] + todo[: rnd % len(todo)]
             for m in order:
-                model, svi = runs[m]
+                model, svi, _ = runs[m]
                 c = args.chunk if target is None else min(args.chunk, target - steps[m])
                 losses = []
                 t0 = time.perf_counter()
@@ -289,7 +301,8 @@ def main():
                 )
                 out(f"[{(time.perf_counter() - t_start) / 60:.1f} min] {msg}")
         out("loss column: wake-sleep = wake loss -E_q log p(x,h) (not a bound); rws = -IWAE(K) "
-            "bound; nvil = -ELBO; all per example, training minibatches")
+            "bound (rws-nade: the same, NADE guide); nvil = -ELBO; all per example, training "
+            "minibatches")
         base = statistics.median(sec_per_step[methods[0]])
         training = {"train_minutes": (time.perf_counter() - t_start) / 60, "methods": {}}
         for m in methods:
@@ -314,7 +327,7 @@ def main():
         _write_json(args.json, summary)
     eval_methods = methods if not args.eval_methods else args.eval_methods.split(",")
     for m in eval_methods:
-        model = runs[m][0]
+        model, _, guide = runs[m]
         pyro.set_rng_seed(args.seed + 1)
 
         def on_block(res, m=m):
@@ -326,7 +339,7 @@ def main():
 
         res = evaluate(model, x_test, args.k, args.eval_block, args.eval_minutes,
                        args.elbo_particles, on_block, per_image=args.per_image,
-                       start_block=args.eval_start_block)
+                       start_block=args.eval_start_block, guide=guide)
         out(f"{m}: test IS log-lik (k={args.k}, {res['n_test']} evenly spaced test images) = "
             f"{res['is_mean']:.2f} +- {res['is_mc_se']:.3f} (MC stderr) "
             f"+- {res['is_data_se']:.2f} (test-set sampling) [is_estimate, stochastic lower "
@@ -341,7 +354,8 @@ def main():
                 pyro.set_rng_seed(args.seed + 2)
                 t0 = time.perf_counter()
                 gap = amortization_gap(
-                    model.model, model.guide, x_test, num_steps=args.gap_steps, lr=args.gap_lr,
+                    model.model, guide or model.guide, x_test, num_steps=args.gap_steps,
+                    lr=args.gap_lr,
                     num_particles=args.gap_particles, batch_size=50, elbo_particles=100,
                     is_particles=args.gap_k, objective=objective,
                 )
@@ -361,6 +375,20 @@ def main():
                     f"the refined proposal (k={args.gap_k}) {ll.mean():.2f} +- "
                     f"{ll.mean_stderr():.3f} (MC) [is_estimate, stochastic lower bound]; "
                     f"{d['seconds']:.0f}s")
+    done = [m for m in eval_methods if "is_values" in summary["methods"][m]]
+    if "rws" in done and "rws-nade" in done:  # paired over the same test images
+        a = torch.tensor(summary["methods"]["rws-nade"]["is_values"], dtype=torch.float64)
+        b = torch.tensor(summary["methods"]["rws"]["is_values"], dtype=torch.float64)
+        nn_ = min(len(a), len(b))
+        d = a[:nn_] - b[:nn_]
+        se = float(d.std() / math.sqrt(nn_)) if nn_ > 1 else float("nan")
+        summary["paired_is_rws_nade_minus_rws"] = {"n": nn_, "mean": float(d.mean()),
+                                                   "se": se,
+                                                   "frac_positive": float((d > 0).double().mean())}
+        _write_json(args.json, summary)
+        out(f"paired over {nn_} test images: IS(rws-nade) - IS(rws) = {float(d.mean()):.2f} +- "
+            f"{se:.2f} (sd/sqrt(n) of the differences); rws-nade higher on "
+            f"{100 * float((d > 0).double().mean()):.0f}% of images")
     return summary
 
 
