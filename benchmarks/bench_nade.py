@@ -8,6 +8,14 @@ threads, timed interleaved by ``harness.compare``: the reference loop over pixel
 (Larochelle & Murray's algorithm, autograd for the gradient) and the one-shot cumulative sum
 over a ``(n, D, H)`` tensor (autograd).
 
+``--mode train-made``: MADE (Germain et al. 2015; ``pyrogen.distributions.MADE`` over a
+one-hidden-layer ``pyro.nn.AutoRegressiveNN`` with ReLU, ``--hidden`` >= 784 units, which is
+Pyro's requirement) trained by the same SVI (empty guide, exact NLL) with ``--masks K`` orderings:
+every minibatch uses the next of K fixed random orderings (the masks are rebuilt in place, the
+weights shared: mask-agnostic training); after every epoch the validation and test log-likelihood
+of the first ordering and of the K-ordering ensemble, log of the MEAN probability
+(``logsumexp_k log p_k(x) - log K``), are recorded; checkpoint and resume as in ``train``.
+
 ``--mode train``: maximum-likelihood training of ``NADEModel`` by Pyro SVI (``Trace_ELBO`` on
 the empty guide = the exact negative log-likelihood), Adam, one random permutation of the
 50,000 training images per epoch; after every epoch the exact mean log-likelihood of the 10,000
@@ -21,11 +29,14 @@ Examples::
     python benchmarks/bench_nade.py --mode throughput --threads 1
     nohup python benchmarks/bench_nade.py --mode train --hidden 500 --epochs 100 \\
         --checkpoint runs/nade/nade_h500.pt > runs/nade/nade_h500.log 2>&1 &
+    nohup python benchmarks/bench_nade.py --mode train-made --hidden 1000 --masks 8 \\
+        --checkpoint runs/nade/made_h1000_m8.pt > runs/nade/made_h1000_m8.log 2>&1 &
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -194,9 +205,119 @@ def train(args):
     print("best-valid epoch:", json.dumps(best), flush=True)
 
 
+def _set_made_ordering(arn, perm):
+    """Rebuild the masks of a ``pyro.nn.AutoRegressiveNN`` in place for ordering ``perm``."""
+    from pyro.nn.auto_reg_nn import create_mask
+
+    masks, _ = create_mask(arn.input_dim, 0, arn.hidden_dims, perm, arn.output_multiplier)
+    arn.permutation.copy_(perm)
+    for layer, m in zip(arn.layers, masks):
+        layer.mask.copy_(m)
+
+
+def train_made(args):
+    import pyro
+    import pyro.infer
+    import pyro.optim
+    from pyro.nn import AutoRegressiveNN
+
+    from pyrogen._io import atomic_torch_save, atomic_write_text
+    from pyrogen.datasets import load_binarized_mnist
+    from pyrogen.distributions import MADE
+
+    limit = 500 if args.quick else None
+    xtr, xva, xte = (load_binarized_mnist(args.data, s, limit=limit).x.float()
+                     for s in ("train", "valid", "test"))
+    H = 784 if args.quick else args.hidden
+    K = 2 if args.quick else args.masks
+    epochs = 2 if args.quick else args.epochs
+    torch.manual_seed(args.seed)
+    orderings = torch.stack([torch.arange(784)] + [torch.randperm(784) for _ in range(K - 1)])
+    arn = AutoRegressiveNN(784, [H], param_dims=[1], permutation=orderings[0].clone(),
+                           nonlinearity=torch.nn.ReLU())
+    with torch.no_grad():  # output bias = logit of the pixel marginals
+        p = xtr.mean(0).clamp(1e-3, 1 - 1e-3)
+        arn.layers[-1].bias.copy_(torch.log(p) - torch.log1p(-p))
+    config = {"hidden": H, "masks": K, "seed": args.seed}
+
+    def model(x, num_data=None):
+        pyro.module("made", arn)
+        with pyro.plate("data", num_data or x.shape[0], subsample_size=x.shape[0]):
+            pyro.sample("x", MADE(arn), obs=x)
+
+    def guide(x, num_data=None):
+        pass
+
+    pyro.clear_param_store()
+    optim = pyro.optim.Adam({"lr": args.lr})
+    svi = pyro.infer.SVI(model, guide, optim, pyro.infer.Trace_ELBO())
+    state = {"epoch": 0, "step": 0, "curve": [], "seconds": 0.0}
+    ckpt = args.checkpoint
+    if ckpt and os.path.exists(ckpt):
+        saved = torch.load(ckpt, weights_only=True)
+        if saved["config"] != config:
+            raise SystemExit(f"{ckpt} holds config {saved['config']}, not {config}")
+        orderings = saved["orderings"]
+        arn.load_state_dict(saved["state_dict"])
+        svi.step(xtr[:2], num_data=xtr.shape[0])  # creates the optimizer slots...
+        arn.load_state_dict(saved["state_dict"])  # ...then undo that step
+        optim.set_state(saved["optim"])
+        torch.set_rng_state(saved["rng"])
+        state = saved["state"]
+        print(f"resumed from {ckpt} at epoch {state['epoch']}", flush=True)
+
+    def evaluate(x):
+        with torch.no_grad():
+            lps = []
+            for o in orderings:
+                _set_made_ordering(arn, o)
+                lps.append(torch.cat([MADE(arn).log_prob(xb) for xb in x.split(1000)]))
+            lp = torch.stack(lps).double()
+            ens = torch.logsumexp(lp, 0) - math.log(len(orderings))
+        se = len(x) ** 0.5
+        return (float(lp[0].mean()), float(lp[0].std() / se), float(ens.mean()),
+                float(ens.std() / se))
+
+    n, bs = xtr.shape[0], args.batch_size
+    t_start = time.perf_counter()
+    while state["epoch"] < epochs:
+        t0 = time.perf_counter()
+        perm = torch.randperm(n)
+        total = 0.0
+        for i in range(0, n, bs):
+            _set_made_ordering(arn, orderings[state["step"] % K])
+            state["step"] += 1
+            total += svi.step(xtr[perm[i : i + bs]], num_data=n) / n
+        nb = (n + bs - 1) // bs
+        state["seconds"] += time.perf_counter() - t0
+        va1, va1_se, vak, vak_se = evaluate(xva)
+        te1, te1_se, tek, tek_se = evaluate(xte)
+        state["epoch"] += 1
+        row = {"epoch": state["epoch"], "train_nll_running": total / nb,
+               "valid_1": va1, "valid_1_se": va1_se, "valid_ens": vak, "valid_ens_se": vak_se,
+               "test_1": te1, "test_1_se": te1_se, "test_ens": tek, "test_ens_se": tek_se,
+               "train_seconds": round(state["seconds"], 1),
+               "load": round(os.getloadavg()[0], 2)}
+        state["curve"].append(row)
+        print(json.dumps(row), flush=True)
+        if ckpt:
+            atomic_torch_save({"config": config, "state_dict": arn.state_dict(),
+                               "orderings": orderings, "optim": optim.get_state(),
+                               "rng": torch.get_rng_state(), "state": state}, ckpt)
+            atomic_write_text(ckpt.replace(".pt", "") + "_curve.json",
+                              json.dumps(state["curve"], indent=1) + "\n")
+        if args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes:
+            print(f"stopping: --max-minutes {args.max_minutes} reached", flush=True)
+            break
+    best = max(state["curve"], key=lambda r: r["valid_ens"]) if state["curve"] else None
+    print("best-valid epoch (ensemble):", json.dumps(best), flush=True)
+
+
 def main():
     p = bench_parser("NADE: MNIST training with checkpoints, log_prob throughput")
-    p.add_argument("--mode", choices=("throughput", "train"), default="throughput")
+    p.add_argument("--mode", choices=("throughput", "train", "train-made"),
+                   default="throughput")
+    p.add_argument("--masks", type=int, default=8, help="train-made: number of orderings")
     p.add_argument("--data", default=os.environ.get("PYROGEN_DATA",
                                                     "../shared/data/binarized_mnist.npz"))
     p.add_argument("--hidden", type=int, default=500)
@@ -212,7 +333,7 @@ def main():
     args = p.parse_args()
     torch.set_num_threads(args.threads or 1)
     print(header())
-    (train if args.mode == "train" else throughput)(args)
+    {"train": train, "train-made": train_made, "throughput": throughput}[args.mode](args)
 
 
 if __name__ == "__main__":
