@@ -21,9 +21,17 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._validation import check_choice, check_int
+from ._validation import check_choice, check_float, check_int
 
-__all__ = ["Dataset", "load_digits", "load_binarized_mnist", "binarize", "BINARIZATIONS"]
+__all__ = [
+    "Dataset",
+    "load_digits",
+    "load_binarized_mnist",
+    "binarize",
+    "BINARIZATIONS",
+    "bouncing_balls",
+    "polyphonic_chords",
+]
 
 BINARIZATIONS = (None, "threshold", "stochastic")
 MNIST_SPLITS = ("train", "valid", "test")
@@ -239,3 +247,149 @@ def load_binarized_mnist(
         "n_features": 784,
     }
     return Dataset(x, y, info, image_shape=(28, 28))
+
+
+# ------------------------------------------------------------------------------------------------
+# Sequence data (book §20.7): bouncing balls and a polyphonic-style chord sequence set
+# ------------------------------------------------------------------------------------------------
+def bouncing_balls(
+    n_sequences: int,
+    n_frames: int,
+    *,
+    size: int = 10,
+    n_balls: int = 1,
+    radius: float = 1.5,
+    speed: float = 1.0,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Binary videos of balls bouncing in a box (after Sutskever, Hinton & Taylor 2008 [1]_).
+
+    Each ball has a centre :math:`p \in [r, s - r]^2` (``s`` = ``size``, ``r`` = ``radius``) and
+    a velocity of norm ``speed`` in a uniformly random direction; at every frame
+    :math:`p \leftarrow p + v` and a ball that leaves the box is reflected off the wall
+    (elastic, :math:`v_k \leftarrow -v_k`). Balls pass through one another (no ball-ball
+    collisions, unlike [1]_). Pixel :math:`(i, j)` (centre :math:`(i + \tfrac12, j +
+    \tfrac12)`) is 1 when it lies within ``radius`` of some ball's centre.
+
+    Parameters
+    ----------
+    n_sequences, n_frames : int
+        Number of videos and frames per video (both at least 1).
+    size : int
+        Frames are ``size x size`` pixels (at least 3).
+    n_balls : int
+        Balls per video (at least 1).
+    radius : float
+        Ball radius in pixels, in ``(0, size / 2)``.
+    speed : float
+        Pixels moved per frame, in ``(0, size / 2]``.
+    seed : int
+        Seed of the initial positions and directions (the videos are a deterministic function
+        of the arguments).
+    dtype : torch.dtype, optional
+        Defaults to ``torch.get_default_dtype()``.
+
+    Returns
+    -------
+    torch.Tensor, shape ``(n_sequences, n_frames, size * size)``
+        0/1 frames, row-major (reshape a frame to ``(size, size)`` to view it).
+
+    References
+    ----------
+    .. [1] I. Sutskever, G. E. Hinton and G. W. Taylor, "The recurrent temporal restricted
+       Boltzmann machine", NIPS 2008.
+    """
+    n_sequences = check_int(n_sequences, "n_sequences", low=1)
+    n_frames = check_int(n_frames, "n_frames", low=1)
+    size = check_int(size, "size", low=3)
+    n_balls = check_int(n_balls, "n_balls", low=1)
+    radius = check_float(radius, "radius", 0.0, size / 2, "oo")
+    speed = check_float(speed, "speed", 0.0, size / 2, "oc")
+    seed = check_int(seed, "seed", low=0)
+    rng = np.random.default_rng(seed)
+    lo, hi = radius, size - radius
+    pos = rng.uniform(lo, hi, size=(n_sequences, n_balls, 2))
+    angle = rng.uniform(0.0, 2 * np.pi, size=(n_sequences, n_balls))
+    vel = speed * np.stack([np.cos(angle), np.sin(angle)], -1)
+    centres = np.arange(size) + 0.5
+    gy, gx = np.meshgrid(centres, centres, indexing="ij")
+    grid = np.stack([gy.ravel(), gx.ravel()], -1)  # (size*size, 2)
+    out = np.zeros((n_sequences, n_frames, size * size), dtype=np.float64)
+    for t in range(n_frames):
+        d2 = ((pos[:, :, None, :] - grid[None, None]) ** 2).sum(-1)  # (n, balls, pixels)
+        out[:, t] = (d2 <= radius**2).any(1)
+        pos = pos + vel
+        for _ in range(2):  # reflect (twice covers a step that overshoots both walls)
+            low, high = pos < lo, pos > hi
+            pos = np.where(low, 2 * lo - pos, np.where(high, 2 * hi - pos, pos))
+            vel = np.where(low | high, -vel, vel)
+    return torch.as_tensor(out, dtype=dtype or torch.get_default_dtype())
+
+
+#: the chords of :func:`polyphonic_chords` on a 12-note (one octave) keyboard: C, F, G and A
+#: minor triads (I, IV, V, vi of C major)
+POLYPHONIC_CHORDS = ((0, 4, 7), (5, 9, 0), (7, 11, 2), (9, 0, 4))
+
+#: the chord transition matrix of :func:`polyphonic_chords` (row: current chord): I->IV->V->I
+#: cadences with a deceptive V->vi, each chord held with probability 0.5
+POLYPHONIC_TRANSITIONS = (
+    (0.5, 0.3, 0.1, 0.1),
+    (0.1, 0.5, 0.4, 0.0),
+    (0.3, 0.0, 0.5, 0.2),
+    (0.1, 0.3, 0.1, 0.5),
+)
+
+
+def polyphonic_chords(
+    n_sequences: int,
+    n_frames: int,
+    *,
+    noise: float = 0.02,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> torch.Tensor:
+    r"""Polyphonic-style binary piano rolls with known structure: a Markov chain over chords.
+
+    A hidden chord sequence :math:`z_1, \dots, z_T` follows the Markov chain
+    :data:`POLYPHONIC_TRANSITIONS` over the four triads :data:`POLYPHONIC_CHORDS` (C, F, G, Am
+    on a 12-note octave), started uniformly; frame :math:`t` has the three notes of
+    :math:`z_t` on, and every note is then flipped independently with probability ``noise``.
+    The exact log-probability of a sequence is therefore available by the forward algorithm
+    over the 4 chords (a reference for sequence models; the per-frame entropy of the notes
+    alone is far higher than that of the chain).
+
+    Parameters
+    ----------
+    n_sequences, n_frames : int
+        At least 1.
+    noise : float
+        Flip probability of each note, in ``[0, 0.5)``.
+    seed : int
+        Seed (the data are a deterministic function of the arguments).
+    dtype : torch.dtype, optional
+        Defaults to ``torch.get_default_dtype()``.
+
+    Returns
+    -------
+    torch.Tensor, shape ``(n_sequences, n_frames, 12)``
+        0/1 piano rolls.
+    """
+    n_sequences = check_int(n_sequences, "n_sequences", low=1)
+    n_frames = check_int(n_frames, "n_frames", low=1)
+    noise = check_float(noise, "noise", 0.0, 0.5, "co")
+    seed = check_int(seed, "seed", low=0)
+    rng = np.random.default_rng(seed)
+    trans = np.asarray(POLYPHONIC_TRANSITIONS)
+    chords = np.zeros((len(POLYPHONIC_CHORDS), 12))
+    for k, notes in enumerate(POLYPHONIC_CHORDS):
+        chords[k, list(notes)] = 1.0
+    z = rng.integers(0, len(POLYPHONIC_CHORDS), size=n_sequences)
+    out = np.zeros((n_sequences, n_frames, 12))
+    for t in range(n_frames):
+        out[:, t] = chords[z]
+        u = rng.random((n_sequences, 1))
+        z = (u > np.cumsum(trans[z], axis=1)).sum(1)
+    flips = rng.random(out.shape) < noise
+    out = np.where(flips, 1.0 - out, out)
+    return torch.as_tensor(out, dtype=dtype or torch.get_default_dtype())
