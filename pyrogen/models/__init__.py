@@ -4,6 +4,7 @@ from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
 from .dbm import DBM
 from .dbn import DBN
+from .diffusion import DiffusionModel
 from .factor import PPCA, FactorAnalysis
 from .gan import GAN
 from .ica import ICA
@@ -38,6 +39,7 @@ __all__ = [
     "GaussianBernoulliRBM",
     "DBM",
     "DBN",
+    "DiffusionModel",
     "SigmoidBeliefNet",
     "HelmholtzMachine",
     "FVSBN",

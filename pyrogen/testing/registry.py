@@ -336,6 +336,16 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    # -- diffusion inversion (pyrogen/models/diffusion.py): IS estimate, forward chain proposal
+    specs.append(
+        ModelSpec(
+            "DiffusionModel",
+            lambda: m.DiffusionModel(3, num_timesteps=4, hidden_dims=(8,),
+                                     time_embedding_dim=4).double(),
+            _gaussian_data(3),
+            {"num_steps": 5},
+        )
+    )
     return specs
 
 
