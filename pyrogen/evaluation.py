@@ -27,6 +27,9 @@ kind                      meaning
                           the log posterior predictive density log p(x | training data) per
                           example; log of an unbiased mean, so a stochastic *lower* bound in
                           expectation
+``parzen_unreliable``     log of a Parzen-window (kernel) density fitted to model samples
+                          (:func:`parzen_log_likelihood`); **unreliable**, not a likelihood and
+                          no bound: its bias depends on the bandwidth and the dimension
 ========================  ====================================================================
 
 This module does not import :mod:`pyrogen.models`: its estimators take callables.
@@ -39,7 +42,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["LogLikelihood", "KINDS", "LogMeanExp", "LogMeanExpAccumulator", "log_mean_exp"]
+from ._validation import check_choice, check_float, check_int
+
+__all__ = ["LogLikelihood", "KINDS", "LogMeanExp", "LogMeanExpAccumulator", "log_mean_exp",
+           "parzen_log_likelihood"]
 
 #: kind -> (description, which side it bounds in expectation or None)
 KINDS: dict[str, tuple[str, str | None]] = {
@@ -71,6 +77,11 @@ KINDS: dict[str, tuple[str, str | None]] = {
     "posterior_predictive": (
         "log posterior predictive density over posterior draws (stochastic lower bound)",
         "lower",
+    ),
+    "parzen_unreliable": (
+        "Parzen-window estimate from model samples (unreliable: not a likelihood, no bound; "
+        "Theis et al. 2016)",
+        None,
     ),
 }
 
@@ -269,3 +280,75 @@ def log_mean_exp(log_w: torch.Tensor, dim: int = 0) -> LogMeanExp:
     acc = LogMeanExpAccumulator()
     acc.add(log_w.movedim(dim, 0))
     return acc.result()
+
+
+def parzen_log_likelihood(samples: torch.Tensor, x: torch.Tensor, *, kernel: str = "gaussian",
+                          bandwidth: float = 0.2, chunk_size: int = 1024) -> LogLikelihood:
+    r"""Parzen-window estimate (kind ``"parzen_unreliable"``): the log-density of ``x`` under a
+    kernel density fitted to model samples.
+
+    .. math::
+
+        \log \hat p(x) = \log \frac1S\sum_{s=1}^S k(x\mid x^{(s)}),\qquad
+        k = \mathcal N(x^{(s)}, \sigma^2 I)\ (\text{"gaussian"}),\quad
+        k = \prod_d \epsilon^{[x_d\ne x^{(s)}_d]}(1-\epsilon)^{[x_d = x^{(s)}_d]}
+        \ (\text{"bernoulli"}).
+
+    The only evaluation for models without a tractable or estimable likelihood (Markov-chain
+    generators, §20.11-20.12), and an **unreliable** one: it is no bound on the model's
+    :math:`\log p(x)`, it depends strongly on ``bandwidth`` (choose it on validation data, never
+    on the test set) and converges very slowly in the number of samples in high dimension
+    (Theis, van den Oord & Bethge 2016, *A note on the evaluation of generative models*). The
+    standard error (:func:`log_mean_exp`) is only the Monte Carlo noise over kernel centres.
+
+    Parameters
+    ----------
+    samples : Tensor, shape ``(S, D)``
+        Model samples (kernel centres); binary for ``kernel="bernoulli"``.
+    x : Tensor, shape ``(n, D)``
+        Points to evaluate.
+    kernel : {"gaussian", "bernoulli"}
+    bandwidth : float
+        Gaussian standard deviation :math:`\sigma > 0`, or bit-flip probability
+        :math:`\epsilon \in (0, 0.5)`.
+    chunk_size : int
+        Samples per chunk (memory :math:`O(\text{chunk} \cdot n)`).
+
+    Returns
+    -------
+    LogLikelihood
+        ``values`` shape ``(n,)``, kind ``"parzen_unreliable"``, per-example ``stderr``.
+    """
+    for name, t in (("samples", samples), ("x", x)):
+        if not torch.is_tensor(t):
+            raise TypeError(f"{name} must be a torch.Tensor. Got {type(t).__name__} instead.")
+        if t.dim() != 2 or not torch.isfinite(t).all():
+            raise ValueError(f"{name} must be a finite matrix (n, D). Got shape "
+                             f"{tuple(t.shape)} (or non-finite values) instead.")
+    if samples.shape[1] != x.shape[1]:
+        raise ValueError(f"samples must have {x.shape[1]} features (as x). Got "
+                         f"{samples.shape[1]} instead.")
+    kernel = check_choice(kernel, "kernel", ("gaussian", "bernoulli"))
+    hi = 0.5 if kernel == "bernoulli" else None
+    bandwidth = check_float(bandwidth, "bandwidth", 0.0, hi, "oo")
+    chunk_size = check_int(chunk_size, "chunk_size", low=1)
+    s, xd = samples.double(), x.double()
+    d = xd.shape[1]
+    if kernel == "bernoulli":
+        for name, t in (("samples", s), ("x", xd)):
+            if ((t != 0) & (t != 1)).any():
+                raise ValueError(f"{name} must be binary for kernel='bernoulli'. Got "
+                                 "non-binary values instead.")
+    acc = LogMeanExpAccumulator()
+    for c in s.split(chunk_size):
+        if kernel == "bernoulli":
+            agree = c @ xd.T + (1 - c) @ (1 - xd).T
+            lk = agree * math.log1p(-bandwidth) + (d - agree) * math.log(bandwidth)
+        else:
+            sq = torch.cdist(c, xd) ** 2
+            lk = -0.5 * sq / bandwidth**2 - 0.5 * d * math.log(2 * math.pi * bandwidth**2)
+        acc.add(lk)
+    r = acc.result()
+    return LogLikelihood(r.value, "parzen_unreliable", r.stderr, info={
+        "num_samples": int(s.shape[0]), "kernel": kernel, "bandwidth": bandwidth,
+        "ess_min": float(r.ess.min())})
