@@ -3,6 +3,7 @@ Gaussian-Bernoulli RBMs) whose log-normalizer comes from a :mod:`pyrogen.normali
 """
 
 from .boltzmann import RBM, BoltzmannMachine, GaussianBernoulliRBM
+from .covariance_rbm import MeanCovarianceRBM, MeanProductStudentT, SpikeSlabRBM
 from .dbm import DBMJoint, DeepBoltzmannMachine
 from .energy import (
     BinaryEnergyBasedDistribution,
@@ -19,6 +20,9 @@ __all__ = [
     "BoltzmannMachine",
     "RBM",
     "GaussianBernoulliRBM",
+    "MeanCovarianceRBM",
+    "MeanProductStudentT",
+    "SpikeSlabRBM",
     "DeepBoltzmannMachine",
     "DBMJoint",
     "enumerate_binary_states",
