@@ -7,6 +7,7 @@ from .dbn import DBN
 from .diffusion import DiffusionModel
 from .factor import PPCA, FactorAnalysis
 from .gan import GAN
+from .gsn import GSN, DenoisingAutoencoder
 from .ica import ICA
 from .nade import NADEGuide, NADEModel
 from .noisy_ica import BayesianNoisyICA, NoisyICA
@@ -35,6 +36,8 @@ __all__ = [
     "VAE",
     "ConditionalVAE",
     "GAN",
+    "DenoisingAutoencoder",
+    "GSN",
     "BernoulliRBM",
     "GaussianBernoulliRBM",
     "DBM",

@@ -346,6 +346,42 @@ def _specs() -> list[ModelSpec]:
             {"num_steps": 5},
         )
     )
+    # -- Markov-chain generators (pyrogen/models/gsn.py): Parzen estimate, kind
+    # "parzen_unreliable" (no tractable likelihood)
+    _chain = {"num_steps": 5}
+    specs.append(
+        ModelSpec(
+            "DenoisingAutoencoder",
+            lambda: m.DenoisingAutoencoder(6, hidden_dims=(8,), walkback=2, sample_steps=5,
+                                           parzen_num_samples=20).double(),
+            _binary_data(6), _chain, support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "DenoisingAutoencoder-gaussian",
+            lambda: m.DenoisingAutoencoder(6, hidden_dims=(8,), likelihood="gaussian",
+                                           noise=0.5, sample_steps=5,
+                                           parzen_num_samples=20).double(),
+            _gaussian_data(6), _chain,
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "GSN",
+            lambda: m.GSN(6, n_hidden=8, walkback=2, sample_steps=5,
+                          parzen_num_samples=20).double(),
+            _binary_data(6), _chain, support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "GSN-discriminant",
+            lambda: m.GSN(6, n_hidden=8, n_classes=3, walkback=2, sample_steps=5,
+                          parzen_num_samples=20).double(),
+            _binary_data(6), _chain, support="binary",
+        )
+    )
     return specs
 
 
