@@ -183,11 +183,14 @@ def check_binary(x: torch.Tensor, name: str = "x") -> torch.Tensor:
     return x
 
 
-def check_labels(y, n: int, n_classes: int, name: str = "y") -> torch.Tensor:
+def check_labels(
+    y, n: int, n_classes: int, name: str = "y", unlabelled: int | None = None
+) -> torch.Tensor:
     """Class labels: an integer tensor of shape ``(n,)`` with values in ``[0, n_classes)``.
 
     Returns ``y`` as ``torch.long``. ``TypeError`` for a non-tensor, ``ValueError`` for a float
-    dtype, a wrong shape or a label out of range.
+    dtype, a wrong shape or a label out of range. ``unlabelled`` (e.g. ``-1``): a value that
+    marks a missing label and is accepted besides ``[0, n_classes)`` (semi-supervised data).
     """
     if not torch.is_tensor(y):
         raise TypeError(f"{name} must be a tensor of int labels. Got {type(y).__name__} instead.")
@@ -196,9 +199,11 @@ def check_labels(y, n: int, n_classes: int, name: str = "y") -> torch.Tensor:
             f"{name} must be an integer tensor of shape ({n},). Got dtype {y.dtype} and shape "
             f"{tuple(y.shape)} instead."
         )
-    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+    known = y if unlabelled is None else y[y != unlabelled]
+    if known.numel() and (int(known.min()) < 0 or int(known.max()) >= n_classes):
+        also = "" if unlabelled is None else f" (or {unlabelled} for a missing label)"
         raise ValueError(
-            f"{name} must hold labels in [0, {n_classes - 1}]. Got values in "
+            f"{name} must hold labels in [0, {n_classes - 1}]{also}. Got values in "
             f"[{int(y.min())}, {int(y.max())}] instead."
         )
     return y.long()

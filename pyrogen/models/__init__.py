@@ -15,6 +15,7 @@ from .rbm import BernoulliRBM, GaussianBernoulliRBM
 from .sbn import FVSBN, HelmholtzMachine, SigmoidBeliefNet
 from .sfa import ProbabilisticSFA, SlowFeatureAnalysis
 from .sparse_coding import SparseCoding
+from .ssvae import M1M2, SemiSupervisedVAE
 from .vae import VAE, ConditionalVAE
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "SparseCoding",
     "VAE",
     "ConditionalVAE",
+    "SemiSupervisedVAE",
+    "M1M2",
     "GAN",
     "DenoisingAutoencoder",
     "GSN",
