@@ -14,6 +14,7 @@ returns a :class:`Dataset` whose ``info`` dict records the source, split and bin
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ __all__ = [
     "BINARIZATIONS",
     "bouncing_balls",
     "polyphonic_chords",
+    "load_image_patches",
 ]
 
 BINARIZATIONS = (None, "threshold", "stochastic")
@@ -393,3 +395,139 @@ def polyphonic_chords(
     flips = rng.random(out.shape) < noise
     out = np.where(flips, 1.0 - out, out)
     return torch.as_tensor(out, dtype=dtype or torch.get_default_dtype())
+
+
+#: the split of the two scikit-learn sample images: columns [0, 480) train, [480, 640) test
+_PATCH_SPLIT_COLUMN = 480
+_WHITENINGS = (None, "zca", "pca")
+
+
+@functools.lru_cache(maxsize=1)
+def _grey_sample_images(loader):
+    """The two sample images as grey levels in [0, 1] (decoded once per process)."""
+    return [img.astype(np.float64).mean(-1) / 255.0 for img in loader().images]
+
+
+def _sample_image_patches(images, size, n, split, rng, dequantize):
+    """``n`` grey-level patches (alternating between the images) from ``split``'s columns."""
+    h, w = images[0].shape
+    lo, hi = (0, _PATCH_SPLIT_COLUMN) if split == "train" else (_PATCH_SPLIT_COLUMN, w)
+    which = np.arange(n) % len(images)
+    r = rng.integers(0, h - size + 1, size=n)
+    c = rng.integers(lo, hi - size + 1, size=n)
+    off = np.arange(size)
+    rows = (r[:, None] + off)[:, :, None]
+    cols = (c[:, None] + off)[:, None, :]
+    stack = np.stack(images)
+    out = stack[which[:, None, None], rows, cols].reshape(n, size * size)
+    if dequantize:
+        out += rng.random(out.shape) / 255.0
+    return out
+
+
+def load_image_patches(
+    size: int = 8,
+    n: int = 10000,
+    *,
+    split: str = "train",
+    whiten: str | None = "zca",
+    eps: float = 1e-2,
+    dequantize: bool = True,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> Dataset:
+    r"""Natural-image patches from the two images scikit-learn ships, whitened.
+
+    The images (``sklearn.datasets.load_sample_images``: ``china.jpg`` and ``flower.jpg``,
+    427 x 640; nothing is downloaded) are converted to grey levels in :math:`[0, 1]`; patches
+    of ``size`` x ``size`` pixels are cut at uniformly random positions, alternating between
+    the two images. Columns 0-479 of each image give the ``"train"`` split and columns 480-639
+    the ``"test"`` split, so the splits share no pixel. With ``dequantize`` each 8-bit grey
+    level gets uniform noise of one quantization step (:math:`U[0, 1/255)`), so that a
+    density on :math:`\mathbb R^D` is compared on continuous data.
+
+    Whitening (as Ranzato & Hinton 2010 and Courville et al. 2011 do before training), with the
+    mean :math:`m` and the eigen-decomposition :math:`U\operatorname{diag}(\lambda)U^\top` of
+    the covariance of 20000 *training* patches (always the training split, also for
+    ``split="test"``), :math:`\epsilon` = ``eps`` times the mean eigenvalue:
+
+    * ``"zca"``: :math:`x \mapsto U\operatorname{diag}((\lambda+\epsilon)^{-1/2})U^\top(x-m)`
+      (whitened patches that still look like patches: the filters are pictures);
+    * ``"pca"``: :math:`x \mapsto \operatorname{diag}((\lambda+\epsilon)^{-1/2})U^\top(x-m)`;
+    * ``None``: the grey levels minus :math:`m`.
+
+    ``info["whitening_log_det"]`` is :math:`\log|\det|` of the linear map, so a log-density
+    of whitened patches converts to grey-level space by adding it.
+
+    Parameters
+    ----------
+    size : int
+        Patch side in pixels (2 to 32); ``n_features = size ** 2``.
+    n : int
+        Number of patches.
+    split : {"train", "test"}
+    whiten : {"zca", "pca", None}
+    eps : float
+        Regularization of the whitening, relative to the mean eigenvalue (positive).
+    dequantize : bool
+        Add :math:`U[0, 1/255)` noise to the grey levels.
+    seed : int
+        Seed of the patch positions and the noise (the whitening statistics use their own
+        fixed seed derived from it).
+    dtype : torch.dtype, optional
+        Defaults to ``torch.get_default_dtype()``.
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape ``(n, size ** 2)``, ``y = None``, ``image_shape = (size, size)``.
+    """
+    size = check_int(size, "size", low=2, high=32)
+    n = check_int(n, "n", low=1)
+    check_choice(split, "split", ("train", "test"))
+    check_choice(whiten, "whiten", _WHITENINGS)
+    eps = check_float(eps, "eps", 0.0, None, "oo")
+    if not isinstance(dequantize, bool):
+        raise TypeError(f"dequantize must be a bool. Got {type(dequantize).__name__} instead.")
+    seed = check_int(seed, "seed", low=0)
+    try:
+        from sklearn.datasets import load_sample_images
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "load_image_patches needs scikit-learn, which ships the two sample images: "
+            "pip install scikit-learn"
+        ) from e
+    images = _grey_sample_images(load_sample_images)
+    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
+    x = _sample_image_patches(images, size, n, split, rng, dequantize)
+    stats = _sample_image_patches(
+        images, size, 20000, "train", np.random.default_rng([seed, 2]), dequantize
+    )
+    mean = stats.mean(0)
+    lam, U = np.linalg.eigh(np.cov(stats, rowvar=False))
+    lam = np.clip(lam, 0.0, None)
+    scale = 1.0 / np.sqrt(lam + eps * lam.mean())
+    if whiten == "zca":
+        M = (U * scale) @ U.T
+    elif whiten == "pca":
+        M = (U * scale).T
+    else:
+        M = np.eye(size * size)
+    x = (x - mean) @ M.T
+    dtype = dtype or torch.get_default_dtype()
+    info = {
+        "name": "sample_image_patches",
+        "split": split,
+        "source": "sklearn.datasets.load_sample_images (china.jpg, flower.jpg)",
+        "binarization": None,
+        "binarization_seed": None,
+        "n": n,
+        "n_features": size * size,
+        "size": size,
+        "whiten": whiten,
+        "eps": eps,
+        "dequantize": dequantize,
+        "seed": seed,
+        "whitening_log_det": float(np.linalg.slogdet(M)[1]),
+    }
+    return Dataset(torch.as_tensor(x, dtype=dtype), None, info, image_shape=(size, size))

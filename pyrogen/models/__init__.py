@@ -2,6 +2,8 @@
 
 from .base import MODELS, FitHistory, GenerativeModel, load, register_model
 from .bayesian_factor import BayesianFactorAnalysis, BayesianPPCA
+from .conv_rbm import ConvDBN, ConvRBM, GaussianConvRBM
+from .covariance_rbm import MeanCovarianceRBM, MeanProductStudentT, SpikeSlabRBM
 from .dbm import DBM
 from .dbn import DBN
 from .diffusion import DiffusionModel
@@ -13,6 +15,7 @@ from .nade import NADEGuide, NADEModel
 from .noisy_ica import BayesianNoisyICA, NoisyICA
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 from .sbn import FVSBN, HelmholtzMachine, SigmoidBeliefNet
+from .sequential_rbm import RNNRBM, ConditionalRBM
 from .sfa import ProbabilisticSFA, SlowFeatureAnalysis
 from .sparse_coding import SparseCoding
 from .ssvae import M1M2, SemiSupervisedVAE
@@ -43,6 +46,14 @@ __all__ = [
     "GSN",
     "BernoulliRBM",
     "GaussianBernoulliRBM",
+    "ConvRBM",
+    "GaussianConvRBM",
+    "ConvDBN",
+    "MeanCovarianceRBM",
+    "MeanProductStudentT",
+    "SpikeSlabRBM",
+    "ConditionalRBM",
+    "RNNRBM",
     "DBM",
     "DBN",
     "DiffusionModel",
