@@ -3,6 +3,7 @@ Gaussian-Bernoulli RBMs) whose log-normalizer comes from a :mod:`pyrogen.normali
 """
 
 from .boltzmann import RBM, BoltzmannMachine, GaussianBernoulliRBM
+from .conv_rbm import ConvolutionalRBM, GaussianConvolutionalRBM
 from .covariance_rbm import MeanCovarianceRBM, MeanProductStudentT, SpikeSlabRBM
 from .dbm import DBMJoint, DeepBoltzmannMachine
 from .energy import (
@@ -20,6 +21,8 @@ __all__ = [
     "BoltzmannMachine",
     "RBM",
     "GaussianBernoulliRBM",
+    "ConvolutionalRBM",
+    "GaussianConvolutionalRBM",
     "MeanCovarianceRBM",
     "MeanProductStudentT",
     "SpikeSlabRBM",
