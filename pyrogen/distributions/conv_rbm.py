@@ -81,7 +81,6 @@ from .boltzmann import _as_tensor, _check_value_dtype
 from .energy import (
     EXACT_SAMPLE_MAX_UNITS,
     BinaryEnergyBasedDistribution,
-    EnergyBasedDistribution,
     enumerate_binary_states,
 )
 from .log_normalizer import Normalizer

@@ -4,7 +4,6 @@ Statistical tests use fixed seeds and float64; each states its failure rate (the
 that a correct implementation fails it for a random seed).
 """
 
-import math
 
 import pyro
 import pyro.infer
