@@ -58,6 +58,9 @@ class _CovarianceModel(GenerativeModel):
         check_choice(training, "training", _TRAINING)
         sampler = self._default_sampler if sampler is None else sampler
         check_choice(sampler, "sampler", _SAMPLERS)
+        if exact_max_units is not None:  # only the models with binary hidden units have it
+            extra["exact_max_units"] = check_int(exact_max_units, "exact_max_units", low=0,
+                                                 high=20)
         super().__init__(
             n_features=n_features,
             training=training,
@@ -67,7 +70,6 @@ class _CovarianceModel(GenerativeModel):
             hmc_step_size=check_float(hmc_step_size, "hmc_step_size", 0.0, 10.0, "oc"),
             hmc_num_leapfrog=check_int(hmc_num_leapfrog, "hmc_num_leapfrog", low=1),
             init_scale=check_float(init_scale, "init_scale", 0.0, None),
-            exact_max_units=check_int(exact_max_units, "exact_max_units", low=0, high=20),
             ais_num_chains=check_int(ais_num_chains, "ais_num_chains", low=2),
             ais_num_betas=check_int(ais_num_betas, "ais_num_betas", low=2),
             sample_steps=check_int(sample_steps, "sample_steps", low=0),
@@ -88,7 +90,7 @@ class _CovarianceModel(GenerativeModel):
     def exact(self) -> bool:
         """Whether :meth:`log_likelihood` is exact (few enough binary hidden units)."""
         u = self._enumeration_units
-        return u is not None and u <= self.config["exact_max_units"]
+        return u is not None and u <= self.config.get("exact_max_units", -1)
 
     @property
     def log_likelihood_kind(self) -> str:  # type: ignore[override]
@@ -423,7 +425,7 @@ class MeanProductStudentT(_CovarianceModel):
         super().__init__(n_features, training=training, k=k, num_chains=num_chains,
                          sampler=sampler, hmc_step_size=hmc_step_size,
                          hmc_num_leapfrog=hmc_num_leapfrog, init_scale=init_scale,
-                         exact_max_units=0, ais_num_chains=ais_num_chains,
+                         exact_max_units=None, ais_num_chains=ais_num_chains,
                          ais_num_betas=ais_num_betas, sample_steps=sample_steps, seed=seed,
                          n_mean=n_mean, n_cov=n_cov, gamma_init=gamma_init)
         s, d = self.config["init_scale"], self.n_features

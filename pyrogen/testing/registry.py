@@ -191,6 +191,56 @@ def _specs() -> list[ModelSpec]:
             {"num_steps": 5},
         )
     )
+    # models of conditional covariance (pyrogen/models/covariance_rbm.py, book §20.5.2): exact
+    # log-likelihood by hidden-state enumeration (mcRBM, ssRBM) or an AIS estimate
+    specs.append(
+        ModelSpec(
+            "MeanCovarianceRBM",
+            lambda: m.MeanCovarianceRBM(4, 2, 2, num_chains=10, sample_steps=5).double(),
+            _gaussian_data(4),
+            {"num_steps": 5},
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "MeanCovarianceRBM-ais",
+            lambda: m.MeanCovarianceRBM(4, 2, 2, num_chains=10, exact_max_units=2,
+                                        ais_num_chains=8, ais_num_betas=10,
+                                        sample_steps=5).double(),
+            _gaussian_data(4),
+            {"num_steps": 3},
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "MeanProductStudentT",
+            lambda: m.MeanProductStudentT(4, 2, 2, num_chains=10, ais_num_chains=8,
+                                          ais_num_betas=10, sample_steps=5).double(),
+            _gaussian_data(4),
+            {"num_steps": 5},
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "SpikeSlabRBM",
+            lambda: m.SpikeSlabRBM(4, 3, num_chains=10, sample_steps=5).double(),
+            _gaussian_data(4),
+            {"num_steps": 5},
+        )
+    )
+    # sequence RBMs (pyrogen/models/sequential_rbm.py): a 2-D x is ONE sequence whose rows are
+    # frames, so the (n, n_features) contract holds with per-frame conditionals log P(v_t | v_<t)
+    # (3-D batches of sequences are tested in tests/models/test_sequential_rbm.py)
+    for _name, _make in (
+        ("ConditionalRBM", lambda: m.ConditionalRBM(6, 4, n_delay=2, sample_steps=5).double()),
+        ("ConditionalRBM-ais", lambda: m.ConditionalRBM(
+            18, 17, n_delay=1, sample_steps=3, ais_num_chains=8, ais_num_betas=20).double()),
+        ("RNNRBM", lambda: m.RNNRBM(6, 4, n_recurrent=3, sample_steps=5).double()),
+    ):
+        _nf = 18 if _name.endswith("-ais") else 6
+        specs.append(
+            ModelSpec(_name, _make, _binary_data(_nf, n=20), {"num_steps": 5}, support="binary")
+        )
     # deep Boltzmann machines (pyrogen/models/dbm.py): exact when small, otherwise AIS log Z on
     # the DBM path + mean-field bound of log p~(v) (kind "ais_mean_field")
     specs.append(
