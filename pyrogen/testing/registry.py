@@ -191,6 +191,37 @@ def _specs() -> list[ModelSpec]:
             {"num_steps": 5},
         )
     )
+    # convolutional RBMs with probabilistic max pooling (pyrogen/models/conv_rbm.py, §20.6):
+    # exact log-likelihood by the smaller side (images or hidden configurations), else AIS
+    specs.append(
+        ModelSpec(
+            "ConvRBM",
+            lambda: m.ConvRBM((4, 4), 2, 3, 2, num_chains=10, sample_steps=5).double(),
+            _binary_data(16),
+            {"num_steps": 5},
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "ConvRBM-ais-sparse",
+            lambda: m.ConvRBM(
+                (6, 6), 3, 3, 2, num_chains=10, sparsity_cost=0.1, ais_num_chains=10,
+                ais_num_betas=30, sample_steps=5,
+            ).double(),
+            _binary_data(36),
+            {"num_steps": 3, "batch_size": 20},
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "GaussianConvRBM",
+            lambda: m.GaussianConvRBM((4, 4), 2, 3, 2, num_chains=10, sample_steps=5).double(),
+            _gaussian_data(16),
+            {"num_steps": 5},
+        )
+    )
     # models of conditional covariance (pyrogen/models/covariance_rbm.py, book §20.5.2): exact
     # log-likelihood by hidden-state enumeration (mcRBM, ssRBM) or an AIS estimate
     specs.append(
