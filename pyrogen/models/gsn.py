@@ -63,6 +63,8 @@ import math
 import pyro
 import pyro.distributions as dist
 import torch
+from pyro.distributions import constraints
+from pyro.distributions.torch_distribution import TorchDistribution
 from pyro.nn import pyro_method
 from torch import nn
 
@@ -71,7 +73,7 @@ from .._validation import check_binary, check_choice, check_float, check_int, ch
 from ..evaluation import LogLikelihood, parzen_log_likelihood
 from .base import GenerativeModel, register_model
 
-__all__ = ["DenoisingAutoencoder", "GSN", "stationary_distribution"]
+__all__ = ["DenoisingAutoencoder", "GSN", "AutoregressiveBernoulli", "stationary_distribution"]
 
 _CORRUPTIONS = ("salt_and_pepper", "flip", "gaussian")
 _LIKELIHOODS = ("bernoulli", "gaussian")
@@ -120,18 +122,79 @@ def _all_binary_states(d: int, dtype) -> torch.Tensor:
     return torch.tensor(list(itertools.product((0.0, 1.0), repeat=d)), dtype=dtype)
 
 
+class AutoregressiveBernoulli(TorchDistribution):
+    r"""Autoregressive (fully-visible sigmoid belief net) reconstruction distribution
+    :math:`P(x\mid\tilde x) = \prod_d \mathrm{Bernoulli}\bigl(x_d\mid \sigma(\omega_d +
+    \textstyle\sum_{e<d} W_{de} x_e)\bigr)` with :math:`\omega = g(f(\tilde x))`.
+
+    Unlike a factorial Bernoulli it can represent the correlated, multimodal posteriors
+    :math:`P(x\mid\tilde x)` of large corruption (Bengio et al. 2013 [1]_ in
+    :mod:`pyrogen.models.gsn`). ``log_prob`` costs one matrix product; ``sample`` is sequential
+    over the :math:`D` units (:math:`O(D^2)` per example).
+
+    Parameters
+    ----------
+    logits : Tensor, shape ``(..., D)``
+        :math:`\omega`.
+    weight : Tensor, shape ``(D, D)``
+        Strictly lower-triangular :math:`W` (the upper part is ignored).
+    """
+
+    arg_constraints = {}
+    support = constraints.independent(constraints.boolean, 1)
+
+    def __init__(self, logits, weight, validate_args=None):
+        self.logits, self.weight = logits, torch.tril(weight, -1)
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        batch_shape = torch.Size(batch_shape)
+        return AutoregressiveBernoulli(self.logits.expand(batch_shape + self.event_shape),
+                                       self.weight, validate_args=False)
+
+    def log_prob(self, value):
+        if self._validate_args:
+            self._validate_sample(value)
+        logits = self.logits + value @ self.weight.T
+        return -nn.functional.binary_cross_entropy_with_logits(
+            logits, value.expand_as(logits), reduction="none").sum(-1)
+
+    def sample(self, sample_shape=()):
+        with torch.no_grad():
+            shape = torch.Size(sample_shape) + self.batch_shape + self.event_shape
+            d = AutoregressiveBernoulli(self.logits.expand(shape), self.weight)
+            return d.draw(None)[0]
+
+    def draw(self, generator=None, mask=None, clamp=None):
+        """Sequential draw and the conditional probabilities along it; units where ``mask``
+        is true are set to ``clamp`` (and condition the later units)."""
+        x = torch.zeros_like(self.logits)
+        p = torch.zeros_like(self.logits)
+        for d in range(x.shape[-1]):
+            p[..., d] = torch.sigmoid(self.logits[..., d] + x @ self.weight[d])
+            x[..., d] = bernoulli(p[..., d], generator)
+            if mask is not None:
+                x[..., d] = torch.where(mask[..., d], clamp[..., d], x[..., d])
+        return x, p
+
+
 class _ChainModel(GenerativeModel):
     """Shared machinery of the Markov-chain generators: corruption kernel, reconstruction
-    distribution, chain, clamped chain, Parzen evaluation. Subclasses define ``_init_state``,
-    ``_step_mean`` (one transition up to the reconstruction distribution's parameters) and the
-    Pyro sites of the latent noise."""
+    distribution, chain, clamped chain, Parzen evaluation. Subclasses define ``_networks``,
+    ``_init_state``, ``_step`` (one transition up to the reconstruction distribution's
+    parameters) and ``_step_sites`` (the same with the latent noise as Pyro sites)."""
 
     log_likelihood_kind = "parzen_unreliable"
 
     def _check_common(self, n_features, likelihood, corruption, noise, walkback, sample_steps,
-                      parzen_num_samples, parzen_bandwidth):
+                      parzen_num_samples, parzen_bandwidth, reconstruction):
         n_features = check_int(n_features, "n_features", low=1)
         likelihood = check_choice(likelihood, "likelihood", _LIKELIHOODS)
+        reconstruction = check_choice(reconstruction, "reconstruction",
+                                      ("factorial", "autoregressive"))
+        if reconstruction == "autoregressive" and likelihood != "bernoulli":
+            raise ValueError("reconstruction='autoregressive' needs likelihood='bernoulli'. Got "
+                             f"likelihood={likelihood!r} instead.")
         if corruption is None:
             corruption = "salt_and_pepper" if likelihood == "bernoulli" else "gaussian"
         corruption = check_choice(corruption, "corruption", _CORRUPTIONS)
@@ -152,6 +215,13 @@ class _ChainModel(GenerativeModel):
             hi = 0.5 if likelihood == "bernoulli" else None
             parzen_bandwidth = check_float(parzen_bandwidth, "parzen_bandwidth", 0.0, hi, "oo")
         return n_features, likelihood, corruption, noise, walkback
+
+    def _make_output(self, n_features):
+        if self.config["likelihood"] == "gaussian":
+            self.log_scale = nn.Parameter(torch.zeros(n_features))
+        if self.config["reconstruction"] == "autoregressive":
+            self.autoregressive = nn.Parameter(torch.zeros(n_features, n_features))
+        self._pname = self._pyro_name
 
     # ------------------------------------------------------------------ kernels
     @property
@@ -181,18 +251,33 @@ class _ChainModel(GenerativeModel):
             return bernoulli(x * (1 - f) + (1 - x) * f, gen)
         return x + self.config["noise"] * normal_(torch.empty_like(x), gen)
 
-    def _recon_dist(self, out: torch.Tensor) -> dist.Distribution:
+    def _ar_weight(self):
+        """Strictly lower-triangular autoregressive weights, or ``None`` (factorial)."""
+        if self.config.get("reconstruction", "factorial") != "autoregressive":
+            return None
+        return torch.tril(self.autoregressive, -1)
+
+    def _recon_dist(self, out: torch.Tensor, detach: bool = False) -> dist.Distribution:
         if self._binary:
+            w = self._ar_weight()
+            if w is not None:
+                return AutoregressiveBernoulli(out, w.detach() if detach else w)
             return dist.Bernoulli(logits=out).to_event(1)
-        return dist.Normal(out, self.log_scale.exp().expand_as(out)).to_event(1)
+        scale = self.log_scale.exp()
+        return dist.Normal(out, (scale.detach() if detach else scale).expand_as(out)).to_event(1)
 
-    def _recon_mean(self, out):
-        return torch.sigmoid(out) if self._binary else out
-
-    def _recon_sample(self, out, gen):
-        if self._binary:
-            return bernoulli(torch.sigmoid(out), gen)
-        return out + self.log_scale.exp() * normal_(torch.empty_like(out), gen)
+    def _recon_draw(self, out, gen, mask=None, clamp=None):
+        """A draw of the reconstruction distribution and its mean (autoregressive: the
+        conditional probabilities along the draw); clamped units (``mask``) take their values
+        from ``clamp`` and, autoregressively, condition the later units."""
+        if not self._binary:
+            x = out + self.log_scale.exp() * normal_(torch.empty_like(out), gen)
+            return x, out
+        w = self._ar_weight()
+        if w is None:
+            p = torch.sigmoid(out)
+            return bernoulli(p, gen), p
+        return AutoregressiveBernoulli(out, w).draw(gen, mask, clamp)
 
     # ------------------------------------------------------------------ Pyro program
     def _sites(self, x: torch.Tensor, observe: bool):
@@ -206,7 +291,7 @@ class _ChainModel(GenerativeModel):
             if observe:
                 pyro.sample(f"x_recon_{k}", self._recon_dist(out), obs=x)
             if k + 1 < self.config["walkback"]:
-                cur = pyro.sample(f"x_walk_{k}", self._recon_dist(out.detach()))
+                cur = pyro.sample(f"x_walk_{k}", self._recon_dist(out.detach(), detach=True))
         return state
 
     @pyro_method
@@ -232,7 +317,7 @@ class _ChainModel(GenerativeModel):
         :math:`\\mathcal L`, per example; **not** a likelihood of the data) by Pyro SVI on
         :meth:`model`/:meth:`guide` (Adam). Arguments as in
         :meth:`GenerativeModel.fit <pyrogen.models.GenerativeModel.fit>`; the history's
-        ``metrics["loss_name"]`` is ``"reconstruction_nll"``."""
+        ``info["loss_name"]`` is ``"reconstruction_nll"``."""
         if method != "svi":
             raise ValueError(
                 f"method must be one of {self.fit_methods()!r}. Got {method!r} instead."
@@ -311,19 +396,21 @@ class _ChainModel(GenerativeModel):
         thin = check_int(thin, "thin", low=1)
         if mask is not None:
             mask = self._check_mask(mask, x0)
-        return self._run(x0, num_steps, thin, mask, mean, self._generator(seed))
+        return self._run(x0, num_steps, thin, thin, mask, mean, self._generator(seed))
 
-    def _run(self, x0, num_steps, thin, mask, mean, gen):
-        x, state, kept = x0.clone(), self._init_state(x0), []
+    def _run(self, x0, num_steps, start, thin, mask, mean, gen, state=None):
+        """``num_steps`` transitions from ``x0``; keeps the states at steps ``start``,
+        ``start + thin``, ...; clamps ``mask`` to ``x0``."""
+        x, kept = x0.clone(), []
+        state = self._init_state(x0) if state is None else state
         for t in range(1, num_steps + 1):
             state, out = self._step(state, self._corrupt(x, gen), gen)
-            x = self._recon_sample(out, gen)
-            m = self._recon_mean(out) if mean else x
+            x, m = self._recon_draw(out, gen, mask, x0)
             if mask is not None:
                 x = torch.where(mask, x0, x)
                 m = torch.where(mask, x0, m)
-            if t % thin == 0:
-                kept.append(m)
+            if t >= start and (t - start) % thin == 0:
+                kept.append(m if mean else x)
         if not kept:
             return x0.new_empty(0, *x0.shape)
         return torch.stack(kept)
@@ -354,14 +441,8 @@ class _ChainModel(GenerativeModel):
                 raise ValueError(f"x0 must have {m} rows (num_chains). Got {x0.shape[0]} "
                                  "instead.")
         records = math.ceil(n / m)
-        x, state, kept = x0.clone(), self._init_state(x0), []
-        total = burn + (records - 1) * thin
-        for t in range(1, total + 1):
-            state, out = self._step(state, self._corrupt(x, gen), gen)
-            x = self._recon_sample(out, gen)
-            if t >= burn and (t - burn) % thin == 0:
-                kept.append(self._recon_mean(out) if mean else x)
-        return torch.cat(kept)[:n]
+        out = self._run(x0, burn + (records - 1) * thin, burn, thin, None, mean, gen)
+        return out.reshape(-1, self.n_features)[:n]
 
     @torch.no_grad()
     def inpaint(self, x, mask, num_steps: int | None = None, *, mean: bool = False,
@@ -378,7 +459,7 @@ class _ChainModel(GenerativeModel):
                           "num_steps", low=1)
         gen = self._generator(seed)
         start = torch.where(mask, x, self._random_start(x.shape[0], gen))
-        return self._run(start, steps, steps, mask, mean, gen)[-1]
+        return self._run(start, steps, steps, 1, mask, mean, gen)[-1]
 
     # ------------------------------------------------------------------ evaluation
     def log_likelihood(self, x, num_samples: int | None = None, bandwidth: float | None = None,
@@ -460,6 +541,9 @@ class DenoisingAutoencoder(_ChainModel):
     parzen_num_samples, parzen_bandwidth
         Defaults of the Parzen estimate in :meth:`log_likelihood` (bandwidth ``None``: 0.1
         flip probability for binary, 0.2 standard deviation for real data).
+    reconstruction : {"factorial", "autoregressive"}
+        Binary data: a factorial Bernoulli, or :class:`AutoregressiveBernoulli` (can represent
+        correlated posteriors :math:`P(x\mid\tilde x)`; sampling is sequential over units).
     seed : int or None
         Seeds the initial weights.
 
@@ -472,21 +556,21 @@ class DenoisingAutoencoder(_ChainModel):
     def __init__(self, n_features: int, hidden_dims=(64,), likelihood: str = "bernoulli",
                  corruption: str | None = None, noise: float = 0.2, walkback: int = 1,
                  sample_steps: int = 100, parzen_num_samples: int = 1000,
-                 parzen_bandwidth: float | None = None, seed: int | None = 0):
+                 parzen_bandwidth: float | None = None, reconstruction: str = "factorial",
+                 seed: int | None = 0):
         n_features, likelihood, corruption, noise, walkback = self._check_common(
             n_features, likelihood, corruption, noise, walkback, sample_steps,
-            parzen_num_samples, parzen_bandwidth)
+            parzen_num_samples, parzen_bandwidth, reconstruction)
         hidden = _hidden(hidden_dims, "hidden_dims")
         super().__init__(n_features=n_features, hidden_dims=list(hidden),
                          likelihood=likelihood, corruption=corruption, noise=noise,
                          walkback=walkback, sample_steps=int(sample_steps),
                          parzen_num_samples=int(parzen_num_samples),
-                         parzen_bandwidth=parzen_bandwidth, seed=seed)
+                         parzen_bandwidth=parzen_bandwidth, reconstruction=reconstruction,
+                         seed=seed)
         self.encoder = _mlp([n_features, *hidden], final=True)
         self.decoder = _mlp([*hidden[::-1], n_features])
-        if likelihood == "gaussian":
-            self.log_scale = nn.Parameter(torch.zeros(n_features))
-        self._pname = self._pyro_name
+        self._make_output(n_features)
 
     def _networks(self):
         return {"encoder": self.encoder, "decoder": self.decoder}
@@ -572,7 +656,9 @@ class GSN(_ChainModel):
     n_features : int
     n_hidden : int
         Size of the latent state :math:`h`.
-    likelihood, corruption, noise, sample_steps, parzen_num_samples, parzen_bandwidth, seed
+    likelihood, corruption, noise, sample_steps, parzen_num_samples, parzen_bandwidth
+        As in :class:`DenoisingAutoencoder`.
+    reconstruction, seed
         As in :class:`DenoisingAutoencoder`.
     hidden_noise : float
         :math:`\sigma_h \ge 0`.
@@ -588,10 +674,11 @@ class GSN(_ChainModel):
                  corruption: str | None = None, noise: float = 0.3, hidden_noise: float = 0.5,
                  walkback: int = 3, n_classes: int = 0, unsupervised_weight: float = 0.0,
                  sample_steps: int = 100, parzen_num_samples: int = 1000,
-                 parzen_bandwidth: float | None = None, seed: int | None = 0):
+                 parzen_bandwidth: float | None = None, reconstruction: str = "factorial",
+                 seed: int | None = 0):
         n_features, likelihood, corruption, noise, walkback = self._check_common(
             n_features, likelihood, corruption, noise, walkback, sample_steps,
-            parzen_num_samples, parzen_bandwidth)
+            parzen_num_samples, parzen_bandwidth, reconstruction)
         n_hidden = check_int(n_hidden, "n_hidden", low=1)
         hidden_noise = check_float(hidden_noise, "hidden_noise", 0.0, None, "co")
         n_classes = check_int(n_classes, "n_classes", low=0)
@@ -605,16 +692,15 @@ class GSN(_ChainModel):
                          unsupervised_weight=unsupervised_weight,
                          sample_steps=int(sample_steps),
                          parzen_num_samples=int(parzen_num_samples),
-                         parzen_bandwidth=parzen_bandwidth, seed=seed)
+                         parzen_bandwidth=parzen_bandwidth, reconstruction=reconstruction,
+                         seed=seed)
         self.up = nn.Linear(n_features, n_hidden)
         self.lateral = nn.Linear(n_hidden, n_hidden, bias=False)
         self.down = nn.Linear(n_hidden, n_features)
         if n_classes:
             self.label_up = nn.Linear(n_classes, n_hidden, bias=False)
             self.label_down = nn.Linear(n_hidden, n_classes)
-        if likelihood == "gaussian":
-            self.log_scale = nn.Parameter(torch.zeros(n_features))
-        self._pname = self._pyro_name
+        self._make_output(n_features)
 
     def _networks(self):
         nets = {"up": self.up, "lateral": self.lateral, "down": self.down}
@@ -708,10 +794,10 @@ class GSN(_ChainModel):
                 if k + 1 < self.config["walkback"]:
                     cur = pyro.sample(f"y_walk_{k}",
                                       dist.OneHotCategorical(logits=logits.detach()))
-        w = self.config["unsupervised_weight"]
-        if w > 0:
-            with pyro.poutine.scale(scale=w), self._data_plate(x, num_data):
-                self._sites(x, observe=observe)
+            w = self.config["unsupervised_weight"]
+            if w > 0:
+                with pyro.poutine.scale(scale=w):
+                    self._sites(x, observe=observe)
 
     def fit(self, x, y=None, **kwargs):
         """Without ``y``: walk-back training of the chain over :math:`(x, h)` (see
