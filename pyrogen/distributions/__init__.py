@@ -3,6 +3,7 @@ Gaussian-Bernoulli RBMs) whose log-normalizer comes from a :mod:`pyrogen.normali
 """
 
 from .boltzmann import RBM, BoltzmannMachine, GaussianBernoulliRBM
+from .class_rbm import ClassRBM, ClassRBMBaseRatePath, class_logits
 from .conv_rbm import ConvolutionalRBM, GaussianConvolutionalRBM
 from .covariance_rbm import MeanCovarianceRBM, MeanProductStudentT, SpikeSlabRBM
 from .dbm import DBMJoint, DeepBoltzmannMachine
@@ -21,6 +22,9 @@ __all__ = [
     "BoltzmannMachine",
     "RBM",
     "GaussianBernoulliRBM",
+    "ClassRBM",
+    "ClassRBMBaseRatePath",
+    "class_logits",
     "ConvolutionalRBM",
     "GaussianConvolutionalRBM",
     "MeanCovarianceRBM",

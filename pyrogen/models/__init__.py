@@ -6,6 +6,7 @@ from .conv_rbm import ConvDBN, ConvRBM, GaussianConvRBM
 from .covariance_rbm import MeanCovarianceRBM, MeanProductStudentT, SpikeSlabRBM
 from .dbm import DBM
 from .dbn import DBN
+from .drbm import DiscriminativeRBM
 from .diffusion import DiffusionModel
 from .factor import PPCA, FactorAnalysis
 from .gan import GAN
@@ -46,6 +47,7 @@ __all__ = [
     "GSN",
     "BernoulliRBM",
     "GaussianBernoulliRBM",
+    "DiscriminativeRBM",
     "ConvRBM",
     "GaussianConvRBM",
     "ConvDBN",

@@ -61,6 +61,19 @@ def _binary_data(n_features: int, n: int = 60):
     return data
 
 
+def _joint_class_data(n_visible: int, n_classes: int, n: int = 60):
+    """Rows ``[v, one_hot(y)]``: binary inputs and a one-hot class (classification RBMs)."""
+
+    def data(seed: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        y = torch.randint(0, n_classes, (n,), generator=g)
+        p = torch.rand(n_classes, n_visible, generator=g, dtype=torch.float64) * 0.8 + 0.1
+        v = torch.bernoulli(p[y], generator=g)
+        return torch.cat([v, torch.nn.functional.one_hot(y, n_classes).double()], -1)
+
+    return data
+
+
 def _ica_data(n_features: int = 3, n: int = 200):
     """Non-Gaussian sources (two +-1 signals, one Laplace) mixed by a random matrix."""
 
@@ -183,6 +196,16 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
+    # classification RBM (pyrogen/models/drbm.py): the joint p(v, y) over rows [v, one_hot(y)]
+    specs.append(
+        ModelSpec(
+            "DiscriminativeRBM",
+            lambda: m.DiscriminativeRBM(5, 3, 4, objective="hybrid", sample_steps=5).double(),
+            _joint_class_data(5, 3),
+            {"num_steps": 5, "batch_size": 20},
+            support="binary",
+        )
+    )
     specs.append(
         ModelSpec(
             "GaussianBernoulliRBM",
@@ -207,7 +230,7 @@ def _specs() -> list[ModelSpec]:
             "ConvRBM-ais-sparse",
             lambda: m.ConvRBM(
                 (6, 6), 3, 3, 2, num_chains=10, sparsity_cost=0.1, ais_num_chains=10,
-                ais_num_betas=30, sample_steps=5,
+                ais_num_betas=100, sample_steps=5,
             ).double(),
             _binary_data(36),
             {"num_steps": 3, "batch_size": 20},
@@ -388,6 +411,15 @@ def _specs() -> list[ModelSpec]:
         ModelSpec(
             "ConditionalVAE",
             lambda: m.ConditionalVAE(12, 3, latent_dims=2, hidden_dims=(8,)).double(),
+            _binary_data(12),
+            _vae_fit,
+            support="binary",
+        )
+    )
+    specs.append(
+        ModelSpec(  # pyrogen/models/ssvae.py: M2 fitted without labels (y enumerated)
+            "SemiSupervisedVAE",
+            lambda: m.SemiSupervisedVAE(12, 3, latent_dims=2, hidden_dims=(8,)).double(),
             _binary_data(12),
             _vae_fit,
             support="binary",
