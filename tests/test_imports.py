@@ -160,7 +160,8 @@ def test_no_import_cycles():
 FOUNDATIONS = {"_io", "_validation", "_history", "_random", "exceptions"}
 # data-parallel helpers (issue 19) sit just above the foundations: the training loop, the
 # annealing engine and the importance sampler split their work with them
-LOW = FOUNDATIONS | {"evaluation", "plotting", "datasets", "metrics", "distributed"}
+LOW = FOUNDATIONS | {"evaluation", "plotting", "datasets", "metrics", "distributed",
+                     "probes"}
 
 #: top-level unit -> the top-level units it may import (DESIGN.md, "Layers"). ``__init__`` is
 #: ``pyrogen/__init__.py``; a unit missing here fails the test until it is placed.
@@ -175,6 +176,8 @@ ALLOWED = {
     "datasets": FOUNDATIONS,
     # sample-based scores (issue 16): plain torch, never the models
     "metrics": FOUNDATIONS | {"evaluation", "plotting"},
+    # few-label probes of codes (issue 21): consume transform outputs, never fit models
+    "probes": FOUNDATIONS | {"evaluation"},
     # distributions depend on nothing of ours above them (paths are data the engine consumes)
     "distributions": FOUNDATIONS | {"evaluation"},
     # infer: algorithms over distributions; never the models or the normalizers
