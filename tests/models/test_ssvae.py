@@ -11,7 +11,7 @@ import pyro.poutine as poutine
 import pytest
 import torch
 
-from pyrogen.models import VAE, M1M2, SemiSupervisedVAE
+from pyrogen.models import M1M2, VAE, SemiSupervisedVAE
 
 C, D = 3, 5
 
