@@ -452,7 +452,9 @@ class GradientSync:
         self.sync([p for g in optimizer.param_groups for p in g["params"]])
 
     def __enter__(self):
-        self._handle = torch.optim.optimizer.register_optimizer_step_pre_hook(self._hook)
+        from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+        self._handle = register_optimizer_step_pre_hook(self._hook)
         _ACTIVE.append(self)
         return self
 

@@ -39,10 +39,12 @@ References
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
 import pyro
 import pyro.poutine as poutine
 import torch
@@ -51,6 +53,8 @@ from pyro.poutine.trace_struct import Trace
 from pyro.poutine.util import site_is_subsample
 from pyro.util import get_rng_state, set_rng_state
 
+from .. import distributed as _dist
+from .._random import derived_seed
 from .._validation import check_int
 from ..evaluation import LogLikelihood, LogMeanExpAccumulator
 
@@ -341,10 +345,17 @@ def log_importance_weights(
     ).log_weights
 
 
-def _split(data, batch_size):
+def _rows(d, start, stop):
+    if isinstance(d, np.ndarray):  # a memory-mapped array streams: one batch in memory
+        return torch.from_numpy(np.array(d[start:stop]))  # a writable copy of the rows
+    return d[start:stop]
+
+
+def _split(data, batch_size, batches=None):
     n = data[0].shape[0]
-    for start in range(0, n, batch_size):
-        yield tuple(d[start : start + batch_size] for d in data)
+    starts = range(0, n, batch_size)
+    for b in range(len(starts)) if batches is None else batches:
+        yield b, tuple(_rows(d, starts[b], starts[b] + batch_size) for d in data)
 
 
 def importance_log_likelihood(
@@ -357,6 +368,7 @@ def importance_log_likelihood(
     chunk: int = 100,
     max_plate_nesting: int | None = None,
     plate_name: str = "data",
+    seed: int | None = None,
     **kwargs,
 ) -> LogLikelihood:
     r"""Importance-sampled :math:`\log p(x_n)` per example, with the guide as proposal.
@@ -378,9 +390,10 @@ def importance_log_likelihood(
     model_fn, guide_fn : callable
         Pyro model and guide taking ``(*batch, *args, **kwargs)``; every sample site inside a
         vectorized plate named ``plate_name`` over the rows of ``batch``.
-    x : Tensor or tuple of Tensors
+    x : Tensor, numpy array (memory-mapped arrays stream) or tuple of them
         The data, rows are examples; a tuple (e.g. ``(x, y)`` for a conditional model) is
-        batched jointly and passed as positional arguments.
+        batched jointly and passed as positional arguments. A numpy array (e.g.
+        ``np.load(path, mmap_mode="r")``) is read one batch at a time, in its own dtype.
     num_particles : int
         :math:`K`, e.g. 5000 for the evaluation protocol of [1].
     batch_size : int
@@ -390,6 +403,15 @@ def importance_log_likelihood(
         (times the widest layer), independent of ``num_particles`` and of ``n``.
     max_plate_nesting : int, optional
         Guessed from one forward pass when ``None``.
+    seed : int, optional
+        Keys the random numbers by batch: batch ``b`` (rows ``b * batch_size`` onwards) runs
+        with torch's global RNG seeded from ``(seed, b)`` (the global state is restored
+        afterwards), so an example's estimate depends only on the seed, its batch and
+        ``batch_size, chunk``. Under a ``torch.distributed`` process group of more than one
+        process the batches are split over the ranks (contiguous ranges) and gathered in
+        order on every rank: bitwise identical to one process with the same seed (a seed
+        drawn on rank 0 and broadcast when ``None``). ``None`` in one process: the global RNG
+        as it is (not keyed).
 
     Returns
     -------
@@ -409,10 +431,10 @@ def importance_log_likelihood(
     chunk = check_int(chunk, "chunk", low=1)
     data = tuple(x) if isinstance(x, (tuple, list)) else (x,)
     for i, d in enumerate(data):
-        if not torch.is_tensor(d):
+        if not (torch.is_tensor(d) or isinstance(d, np.ndarray)):
             raise TypeError(
-                f"x must be a Tensor or a tuple of Tensors. Got {type(d).__name__} at "
-                f"position {i} instead."
+                f"x must be a Tensor, a numpy array or a tuple of them. Got "
+                f"{type(d).__name__} at position {i} instead."
             )
     n = data[0].shape[0]
     if any(d.shape[0] != n for d in data):
@@ -422,13 +444,23 @@ def importance_log_likelihood(
         )
     t0 = time.perf_counter()
     values, stderrs, ess = [], [], []
-    with torch.no_grad(), poutine.block():
+    world = _dist.world_size()
+    keyed = seed is not None or world > 1
+    if keyed:
+        seed = _dist.agreed_seed(seed)
+    mine = _dist.block_range(math.ceil(n / batch_size)) if world > 1 else None
+    devices = sorted({d.device for d in data if torch.is_tensor(d) and d.device.type != "cpu"},
+                     key=str)
+    fork = torch.random.fork_rng(devices=devices) if keyed else contextlib.nullcontext()
+    with torch.no_grad(), poutine.block(), fork:
         if max_plate_nesting is None:
-            first = tuple(d[: min(n, 2)] for d in data)
+            first = tuple(_rows(d, 0, min(n, 2)) for d in data)
             max_plate_nesting = guess_max_plate_nesting(
                 model_fn, guide_fn, (*first, *args), kwargs
             )
-        for batch in _split(data, batch_size):
+        for b, batch in _split(data, batch_size, mine):
+            if keyed:
+                torch.manual_seed(derived_seed(seed, b))
             acc = LogMeanExpAccumulator()
             while acc.count < num_particles:
                 k = min(chunk, num_particles - acc.count)
@@ -440,6 +472,12 @@ def importance_log_likelihood(
             values.append(res.value)
             stderrs.append(res.stderr)
             ess.append(res.ess)
+    if world > 1:  # gather the ranks' batches in order (on every rank)
+        dev = values[0].device if values else torch.device("cpu")
+        parts = _dist.gather_in_order(
+            [torch.cat(t).cpu() if t else None for t in (values, stderrs, ess)])
+        values, stderrs, ess = (
+            [p[j].to(dev) for p in parts if p[j] is not None] for j in range(3))
     values_t = torch.cat(values)  # float64: log-weights are accumulated in double
     ess_t = torch.cat(ess)
     return LogLikelihood(
@@ -455,5 +493,7 @@ def importance_log_likelihood(
             "ess": ess_t,
             "seconds": time.perf_counter() - t0,
             "estimator": "importance sampling, guide as proposal",
+            "seed": seed if keyed else None,
+            "world_size": world,
         },
     )

@@ -27,6 +27,7 @@ Pyro name (``"FactorAnalysis_3"``); ``pyro.settings.set(module_local_params=True
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import itertools
@@ -46,6 +47,7 @@ import torch
 from pyro.nn import PyroModule
 from tqdm.auto import tqdm
 
+from .. import distributed as _dist
 from .._history import FitHistory
 from .._io import atomic_torch_save
 from .._validation import check_data, check_float, check_int
@@ -225,6 +227,13 @@ class GenerativeModel(PyroModule):
             min_rows=min_rows,
         )
 
+    def _check_fit_x(self, x, name: str = "x"):
+        """Training data: a validated tensor, or a :class:`~pyrogen.distributed.RowSource`
+        (memory-mapped array, ``Dataset``, ``DataLoader``) whose batches are validated by
+        :meth:`_check_x` as they are read."""
+        src = _dist.as_row_source(x, lambda rows: self._check_x(rows, name), name)
+        return self._check_x(x, name) if src is None else src
+
     def _data_plate(self, x: torch.Tensor, num_data: int | None = None):
         """The ``"data"`` plate over rows of ``x``; scaled to ``num_data`` for minibatches."""
         n = x.shape[0]
@@ -254,7 +263,10 @@ class GenerativeModel(PyroModule):
 
         Parameters
         ----------
-        x : Tensor, shape ``(n, n_features)``
+        x : Tensor, array, numpy.memmap, Dataset or DataLoader, shape ``(n, n_features)``
+            A memory-mapped array or a ``Dataset`` streams: rows are read and validated one
+            batch at a time (:class:`~pyrogen.distributed.RowSource`; a ``DataLoader`` gives
+            its dataset and, when ``batch_size`` is unset, its batch size).
         method : str
             ``"svi"`` here; subclasses add e.g. ``"em"``.
         num_steps : int
@@ -264,6 +276,8 @@ class GenerativeModel(PyroModule):
         batch_size : int, optional
             Minibatch size; minibatches are drawn without replacement from a fresh permutation
             every pass over the data, and the data plate is scaled to the full data set.
+            Under ``torchrun`` the global batch of all processes (a multiple of the world
+            size; see :mod:`pyrogen.distributed`).
         loss : pyro.infer.ELBO, optional
             Defaults to ``Trace_ELBO()``.
         tol : float or None
@@ -285,7 +299,7 @@ class GenerativeModel(PyroModule):
             raise ValueError(
                 f"method must be one of {self.fit_methods()!r}. Got {method!r} instead."
             )
-        x = self._check_x(x)
+        x = self._check_fit_x(x)
         return self._fit_svi(
             x,
             num_steps=num_steps,
@@ -335,7 +349,10 @@ class GenerativeModel(PyroModule):
         num_steps = check_int(num_steps, "num_steps", low=1)
         lr = check_float(lr, "lr", 0.0, None, "oc")
         self._begin_fit(seed, data_info)
+        if isinstance(x, _dist.RowSource) and batch_size is None:
+            batch_size = x.batch_size
         n = x.shape[0]
+        streamed = isinstance(x, _dist.RowSource)
         model = self.model if model is None else model
         guide = self.guide if guide is None else guide
         svi = pyro.infer.SVI(
@@ -345,12 +362,12 @@ class GenerativeModel(PyroModule):
 
         def step(_, idx):
             if idx is None:
-                return svi.step(x, num_data=None) / n
+                return svi.step(x[torch.arange(n)] if streamed else x, num_data=None) / n
             return svi.step(x[idx], num_data=n) / n
 
         return self._train(step, history, n=n, batch_size=batch_size, num_steps=num_steps,
                            lr=lr, tol=tol, progress=progress, callback=callback,
-                           device=x.device, tol_name=tol_name)
+                           device=self.device if streamed else x.device, tol_name=tol_name)
 
     def _train(
         self,
@@ -406,6 +423,13 @@ class GenerativeModel(PyroModule):
           ``False`` and the warning names the time budget), and ``history``: ``losses`` per
           step, ``seconds``, ``converged``, ``info["num_steps_run"]``, ``info["num_epochs_run"]``
           and the stopping rule (``tol``, ``window``, ``patience``).
+        * **several processes** (a ``torch.distributed`` process group of size > 1, e.g.
+          ``torchrun``): data-parallel steps, see :mod:`pyrogen.distributed`. Each epoch's
+          global batches come from a permutation shared by the ranks and each rank's ``idx``
+          is its disjoint part (never ``None``); the gradients are combined before every
+          optimizer step and the loss is the same combined value on every rank, so that all
+          ranks stop together. Progress and warnings on rank 0 only. A step that makes no
+          optimizer step (closed forms, EM) cannot run data-parallel: ``RuntimeError``.
 
         ``limit_name`` / ``tol_name``: the ``fit`` arguments the warning tells the user to
         change (default ``num_steps`` or ``num_epochs``, and ``tol``; ``tol_name=None`` when
@@ -417,6 +441,11 @@ class GenerativeModel(PyroModule):
         full = batch_size is None or batch_size >= n
         bs = n if full else check_int(batch_size, "batch_size", low=1)
         per_epoch = 1 if full else math.ceil(n / bs)
+        rank, world = _dist.world()
+        if world > 1:  # data-parallel (pyrogen.distributed): check the split before anything
+            _dist.epoch_batches(n, None if full else bs, world_size=world)
+            if not full and per_epoch > 1 and n - (per_epoch - 1) * bs < world:
+                per_epoch -= 1  # the last, too small batch is merged into the one before
         total = num_steps if num_steps is not None else num_epochs * per_epoch
         if tol is not None:
             tol = check_float(tol, "tol", 0.0, None, "cc")
@@ -428,20 +457,39 @@ class GenerativeModel(PyroModule):
         if tol is not None:
             history.info.update(window=window_epochs * per_epoch, patience=patience)
         name = desc or f"{type(self).__name__} {history.method}"
+        if world > 1:
+            history.info.update(world_size=world)
         t0 = time.perf_counter()
+        progress = progress and rank == 0
         bar = tqdm(total=total, disable=not progress, desc=name)
         means: list[float] = []
         best, bad, converged, timed_out = math.inf, 0, False, False
         i = epoch = 0
+        stack = contextlib.ExitStack()
         try:
+            dp = stack.enter_context(_dist.data_parallel(self)) if world > 1 else None
             while i < total and not converged and not timed_out:
-                perm = None if full else torch.randperm(n, device=device)
+                if dp is not None:
+                    batches = _dist.epoch_batches(n, None if full else bs, world_size=world,
+                                                  generator=dp.generator, device=device)
+                perm = None if full or dp is not None else torch.randperm(n, device=device)
                 start_i = i
                 for b in range(per_epoch):
                     if i >= total:
                         break
-                    idx = None if full else perm[b * bs : (b + 1) * bs]
-                    value = float(step(i, idx))
+                    if dp is None:
+                        idx = None if full else perm[b * bs : (b + 1) * bs]
+                        value = float(step(i, idx))
+                    else:
+                        idx = _dist.shard(batches[b], rank, world)
+                        dp.sync.weight = idx.numel() / batches[b].numel()
+                        value = _dist.reduce_weighted(float(step(i, idx)), dp.sync.weight)
+                        if dp.sync.num_syncs == 0:
+                            raise RuntimeError(
+                                f"{name}: this fit method made no optimizer step, so it cannot "
+                                f"run data-parallel over {world} processes (its parameters "
+                                "would differ between them); run it in one process."
+                            )
                     if not math.isfinite(value):
                         raise FloatingPointError(
                             f"{name}: the loss became {value} at step {i} (epoch {epoch}); "
@@ -475,13 +523,14 @@ class GenerativeModel(PyroModule):
                     timed_out = not converged
         finally:
             bar.close()
+            stack.close()
         history.seconds = time.perf_counter() - t0
         history.info.update(num_steps_run=i, num_epochs_run=epoch)
         if tol is None:
             return history
         history.converged = converged
         history.metrics["window_mean_loss"] = means
-        if not converged:
+        if not converged and rank == 0:  # warnings from rank 0 only
             if timed_out:
                 why = f"max_seconds={max_seconds} ran out after {i} steps"
             elif len(means) <= patience:
@@ -513,7 +562,9 @@ class GenerativeModel(PyroModule):
 
         The file is written to a temporary file in the same folder and renamed over ``path``
         (``os.replace``), so a crash never leaves a half-written file nor destroys the previous
-        one. It loads with ``torch.load(path, weights_only=True)``.
+        one. It loads with ``torch.load(path, weights_only=True)``. Under ``torchrun`` only
+        rank 0 writes, and every rank returns once the file is there (a barrier): call it on
+        every rank.
         """
         payload = {
             "format": "pyrogen",
@@ -524,7 +575,9 @@ class GenerativeModel(PyroModule):
             "state_dict": {k: v.detach().cpu() for k, v in self.state_dict().items()},
             "dtype": str(self.dtype).replace("torch.", ""),
         }
-        atomic_torch_save(payload, path)
+        if _dist.is_main_process():
+            atomic_torch_save(payload, path)
+        _dist.barrier()
 
     @classmethod
     def load(cls, path: str | os.PathLike, map_location="cpu") -> GenerativeModel:

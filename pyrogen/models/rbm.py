@@ -31,6 +31,7 @@ import pyro.optim
 import torch
 from torch import nn
 
+from .. import distributed as _dist
 from .._validation import check_binary, check_choice, check_float, check_int
 from ..distributions import RBM
 from ..distributions import GaussianBernoulliRBM as _GBRBMDistribution
@@ -74,6 +75,7 @@ class _JointOptim(pyro.optim.PyroOptim):
                     f"(shape {tuple(p.shape)}); fit() only trains the model's parameters."
                 )
         if self._sgd:
+            _dist.before_optimizer_step(self._all)  # data-parallel fits: no Optimizer.step hook
             self._sgd_step()
         else:
             self.optimizer.step()
@@ -301,8 +303,12 @@ class _RBMModel(GenerativeModel):
 
         Parameters
         ----------
-        x : Tensor, shape ``(n, n_features)``
-            Training data (binary for :class:`BernoulliRBM`).
+        x : Tensor, array, numpy.memmap, Dataset or DataLoader, shape ``(n, n_features)``
+            Training data (binary for :class:`BernoulliRBM`). A memory-mapped array, a
+            ``Dataset`` or a ``DataLoader`` (its dataset, and its batch size when
+            ``batch_size`` is unset) streams: each batch is read and checked when it is used,
+            the base rates come from one streamed pass
+            (:class:`~pyrogen.distributed.RowSource`).
         method : {"pcd", "cd", "exact"}, optional
             The learning rule (default: the constructor's ``training``). ``"exact"`` needs at
             most 20 enumerated units.
@@ -358,11 +364,16 @@ class _RBMModel(GenerativeModel):
         weight_decay = check_float(weight_decay, "weight_decay", 0.0, None)
         momentum_at = _as_schedule(momentum, "momentum", "float")
         k_at = _as_schedule(self.config["k"] if k is None else k, "k", "int")
-        x = self._check_train_x(x)
+        src = _dist.as_row_source(x, self._check_train_x)
+        if src is None:
+            x = self._check_train_x(x)
+        else:  # memory-mapped / Dataset / DataLoader: read and check one batch at a time
+            x = src
+            batch_size = src.batch_size if batch_size is None else batch_size
         n = x.shape[0]
         batch_size = n if batch_size is None else min(check_int(batch_size, "batch_size", 1), n)
         self._begin_fit(seed, data_info)
-        self._init_from_data(x)
+        self._init_from_data(x if src is None else src.column_mean().unsqueeze(0))
 
         norm = self.normalizer(method)
         params = [self.weight, *(p for name, p in self.named_parameters() if name != "weight")]
@@ -392,8 +403,9 @@ class _RBMModel(GenerativeModel):
                 for grp in opt.param_groups:
                     grp["momentum"] = m
             if idx is None:
-                return svi.step(x, num_data=None) / n
-            return svi.step(torch.index_select(x, 0, idx), num_data=n) / n
+                return svi.step(x if src is None else src[torch.arange(n)], num_data=None) / n
+            rows = torch.index_select(x, 0, idx) if src is None else src[idx]
+            return svi.step(rows, num_data=n) / n
 
         self._fit_normalizer = norm
         t0 = time.perf_counter()

@@ -144,8 +144,8 @@ def test_bad_input(x):
         importance_log_likelihood(model, make_guide(), x, num_particles=0)
     with pytest.raises(ValueError, match="chunk must be an int"):
         importance_log_likelihood(model, make_guide(), x, chunk=0)
-    with pytest.raises(TypeError, match="x must be a Tensor or a tuple of Tensors"):
-        importance_log_likelihood(model, make_guide(), [x.numpy()])
+    with pytest.raises(TypeError, match="x must be a Tensor, a numpy array or a tuple of them"):
+        importance_log_likelihood(model, make_guide(), [x.tolist()])
     with pytest.raises(ValueError, match="same number of rows"):
         importance_log_likelihood(lambda a, b: None, lambda a, b: None, (x, x[:3]))
 

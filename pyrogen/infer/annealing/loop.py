@@ -79,6 +79,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from ... import distributed as _dist
 from ..._random import ChainRNG
 from ..._validation import check_float, check_int
 from ...evaluation import log_mean_exp
@@ -486,6 +487,7 @@ def ais(
     chain_block_size: int | None = None,
     first_block: int = 0,
     warn: bool = True,
+    distribute: bool | None = None,
 ) -> AISResult:
     r"""Annealed importance sampling estimate of :math:`\log Z` of ``path``'s target.
 
@@ -521,6 +523,14 @@ def ais(
     warn : bool
         Warn (:class:`~pyrogen.infer.annealing.AISWarning`) when the final ESS is below
         :data:`~pyrogen.infer.annealing.defaults.WARN_ESS_FRACTION` of the chains.
+    distribute : bool, optional
+        Split the chain blocks over the processes of a ``torch.distributed`` process group
+        (contiguous blocks per rank, :func:`pyrogen.distributed.block_range`), gather the final
+        log-weights and samples in block order on every rank and reduce them there: the result
+        is bitwise identical to one process with the same ``seed`` (a seed drawn when ``None``
+        is rank 0's, broadcast). Default: when a group of more than one process is
+        initialized, no ``generator`` is given and ``first_block`` is 0. Every rank must call
+        ``ais`` with the same arguments.
 
     Returns
     -------
@@ -544,25 +554,26 @@ def ais(
     """
     num_chains, kernel, num_moves = _resolve_common(path, num_chains, kernel, num_moves)
     betas = check_betas(betas)
-    rng = make_rng(
-        num_chains,
-        seed=seed,
-        generator=generator,
-        block_size=chain_block_size,
-        first_block=first_block,
-        device=path.log_z0.device,
-    )
-    out = _anneal(
-        path,
-        betas,
-        num_chains,
-        rng,
-        kernel=kernel,
-        num_moves=num_moves,
-        resample_threshold=None,
-        target_cess=None,
-        max_betas=None,
-    )
+    if distribute is None:
+        distribute = _dist.world_size() > 1 and generator is None and first_block == 0
+    if distribute and generator is not None:
+        raise ValueError("distribute=True needs seed (chain-block random numbers), not "
+                         "generator. Got a generator.")
+    run = dict(kernel=kernel, num_moves=num_moves, resample_threshold=None, target_cess=None,
+               max_betas=None)
+    if distribute and _dist.world_size() > 1:
+        out = _ais_distributed(path, betas, num_chains, seed, chain_block_size, first_block,
+                               run)
+    else:
+        rng = make_rng(
+            num_chains,
+            seed=seed,
+            generator=generator,
+            block_size=chain_block_size,
+            first_block=first_block,
+            device=path.log_z0.device,
+        )
+        out = _anneal(path, betas, num_chains, rng, **run)
     log_z0 = path.log_z0.detach().double()
     stats = log_mean_exp(out["log_w"], dim=0)
     dtype = path.log_z0.dtype
@@ -577,6 +588,28 @@ def ais(
         num_betas=len(betas),
         betas=out["betas"],
     )
+
+
+def _ais_distributed(path, betas, num_chains, seed, block_size, first_block, run):
+    """:func:`ais` with its chain blocks split over the ranks, gathered in block order."""
+    seed = _dist.agreed_seed(seed)
+    block_size = check_int(defaults.CHAIN_BLOCK_SIZE if block_size is None else block_size,
+                           "chain_block_size", low=1)
+    blocks = _dist.block_range(math.ceil(num_chains / block_size))
+    lo, hi = blocks.start * block_size, min(blocks.stop * block_size, num_chains)
+    part = None
+    if hi > lo:
+        rng = ChainRNG(seed, hi - lo, block_size, first_block + blocks.start,
+                       path.log_z0.device)
+        out = _anneal(path, betas, hi - lo, rng, **run)
+        part = (out["log_w"].cpu(), out["samples"].cpu(), out["betas"])
+    parts = [p for p in _dist.gather_in_order(part) if p is not None]
+    dev = path.log_z0.device
+    return {
+        "log_w": torch.cat([p[0] for p in parts]).to(dev),
+        "samples": torch.cat([p[1] for p in parts]).to(dev),
+        "betas": parts[0][2],
+    }
 
 
 def _warn_ess(ess, num_chains, what):
