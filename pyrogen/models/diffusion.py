@@ -30,10 +30,17 @@ chain is the **guide** (sites ``"x_1"``, ..., ``"x_T"``; no parameters), so ``Tr
 
 The reverse mean is parametrized by noise prediction [2]:
 :math:`\mu_\theta(x_t,t) = \bigl(x_t - \beta_t\,\epsilon_\theta(x_t,t)/\sqrt{1-\bar\alpha_t}\bigr)
-/\sqrt{\alpha_t}`, with :math:`\epsilon_\theta` an MLP on :math:`x_t` and sinusoidal features of
-:math:`t`. The variances :math:`\sigma_t^2` are learned (one per step, as the covariance in [1];
-initialized at :math:`\beta_t`) or fixed to :math:`\beta_t` or to the posterior variance
-:math:`\tilde\beta_t`.
+/\sqrt{\alpha_t}`, with :math:`\epsilon_\theta(x_t, t) = \sqrt{1-\bar\alpha_t}\,x_t +
+f_\theta(x_t, t)` and :math:`f_\theta` an MLP on :math:`x_t` and sinusoidal features of :math:`t`
+whose output layer starts at zero. The first term is the optimal noise prediction for
+:math:`\mathcal N(0, I)` data, for which the forward chain is reversible
+(:math:`\mu = \sqrt{\alpha_t}\,x_t`, :math:`\sigma_t^2 = \beta_t`): the untrained model *is*
+:math:`\mathcal N(0, I)` exactly, and the network learns the departure from it. (Without it, an
+untrained network's error at a step with :math:`\beta_t \approx 1` is amplified by
+:math:`1/\sqrt{\alpha_t}`, e.g. 32 for the cosine schedule's last step: thousands of nats.)
+
+The variances :math:`\sigma_t^2` are learned (one per step, as the covariance in [1]; initialized
+at :math:`\beta_t`) or fixed to :math:`\beta_t` or to the posterior variance :math:`\tilde\beta_t`.
 
 **Three estimators of one bound** (``fit(loss=...)``), equal in expectation (tested):
 
@@ -229,6 +236,9 @@ class _EpsNet(nn.Module):
             if i < len(sizes) - 2:
                 layers.append(_ACTIVATIONS[activation]())
         self.net = nn.Sequential(*layers)
+        # zero output layer: the untrained model is exactly N(0, I) (see DiffusionModel)
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, x, feats):
         shape = torch.broadcast_shapes(x.shape[:-1], feats.shape[:-1])
@@ -345,10 +355,12 @@ class DiffusionModel(GenerativeModel):
             pyro.param(self._pname + ".log_reverse_variance", self.log_reverse_variance)
 
     def _eps(self, xt, t):
-        """:math:`\\epsilon_\\theta(x_t, t)`; ``t`` an int or a LongTensor (1-based) broadcasting
-        against ``xt.shape[:-1]``."""
-        feats = self.time_features[t - 1] if isinstance(t, int) else self.time_features[t - 1]
-        return self.eps_net(xt, feats)
+        """:math:`\\epsilon_\\theta(x_t, t) = \\sqrt{1-\\bar\\alpha_t}\\,x_t + f_\\theta(x_t, t)`;
+        ``t`` an int or a LongTensor (1-based) broadcasting against ``xt.shape[:-1]``."""
+        abar = self.alphas_cumprod[t - 1]
+        if not isinstance(t, int):
+            abar = abar[..., None]
+        return torch.sqrt(1.0 - abar) * xt + self.eps_net(xt, self.time_features[t - 1])
 
     def _reverse_mean(self, xt, t, eps=None):
         """:math:`\\mu_\\theta(x_t, t)` from the noise prediction (``t`` as in :meth:`_eps`)."""
