@@ -329,3 +329,33 @@ def test_gbrbm_bad_arguments():
     m = GaussianBernoulliRBM(3, 2).double()
     with pytest.raises(ValueError, match="method"):
         m.fit(torch.zeros(5, 3, dtype=D), method="gibbs", progress=False)
+
+
+# ------------------------------------------------------------------ fit step == SVI.step
+@pytest.mark.parametrize("training,optimizer", [("cd", "sgd"), ("pcd", "sgd"), ("pcd", "adam"),
+                                                ("exact", "adam")])
+def test_fit_step_is_one_svi_step(training, optimizer):
+    """Whatever makes ``fit`` fast, one ``fit`` step is one ``pyro.infer.SVI.step`` (Pyro's
+    own optimizer wrappers, Pyro's validation on) on the same batch and seed, parameter for
+    parameter (issue 19)."""
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(30, 12, generator=g) < 0.4).float()
+    lr = 0.05
+    a = BernoulliRBM(12, 5, training=training, num_chains=7, seed=0)
+    b = BernoulliRBM(12, 5, training=training, num_chains=7, seed=0)
+    pyro.clear_param_store()
+    a.fit(x, num_steps=1, lr=lr, optimizer=optimizer, tol=None, seed=3, progress=False)
+
+    pyro.set_rng_seed(3)
+    b._init_from_data(x)
+    n = x.shape[0]
+    optim = (pyro.optim.SGD({"lr": lr / n}) if optimizer == "sgd"
+             else pyro.optim.Adam({"lr": lr}))
+    svi = SVI(b.model, b.guide, optim, Trace_ELBO())
+    svi.step(x)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=1e-6, msg=name)
+    assert not torch.equal(a.weight, BernoulliRBM(12, 5, seed=0).weight)  # the step moved it
