@@ -33,6 +33,7 @@ __all__ = [
     "bouncing_balls",
     "polyphonic_chords",
     "load_image_patches",
+    "covariance_mixture",
 ]
 
 BINARIZATIONS = (None, "threshold", "stochastic")
@@ -531,3 +532,76 @@ def load_image_patches(
         "whitening_log_det": float(np.linalg.slogdet(M)[1]),
     }
     return Dataset(torch.as_tensor(x, dtype=dtype), None, info, image_shape=(size, size))
+
+
+def covariance_mixture(
+    n: int,
+    *,
+    n_features: int = 2,
+    n_components: int = 2,
+    scale_along: float = 1.0,
+    scale_across: float = 0.3,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> Dataset:
+    r"""Synthetic data with known conditional covariance: a zero-mean Gaussian scale mixture.
+
+    Component :math:`k` (chosen uniformly, returned as the label ``y``) is
+    :math:`\mathcal N(0, C_k)` with :math:`C_k = \sigma_\perp^2 I + (\sigma_\parallel^2 -
+    \sigma_\perp^2)\,u_k u_k^\top`: standard deviation :math:`\sigma_\parallel` =
+    ``scale_along`` along the direction :math:`u_k` and :math:`\sigma_\perp` = ``scale_across``
+    across it. The directions are the first ``n_components`` columns of a random orthogonal
+    matrix. Every component has mean zero, so only a model of the *covariance* (not of the
+    mean) captures the structure; the defaults keep every variance at most 1, the scale of
+    whitened data that the mcRBM and mPoT energies (:math:`\tfrac12 x^\top x`) assume. The
+    exact log-density is :math:`\log \frac1K\sum_k \mathcal N(x; 0, C_k)`.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    n_features : int
+        Dimension :math:`D` (at least 1).
+    n_components : int
+        :math:`K`, at most ``n_features``.
+    scale_along, scale_across : float
+        :math:`\sigma_\parallel`, :math:`\sigma_\perp` (positive).
+    seed : int
+        Seed of the directions and the draws.
+    dtype : torch.dtype, optional
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape ``(n, n_features)``, component labels ``y``; ``info["directions"]`` is
+        the ``(n_features, n_components)`` matrix of the :math:`u_k` (as nested lists).
+    """
+    n = check_int(n, "n", low=1)
+    n_features = check_int(n_features, "n_features", low=1)
+    n_components = check_int(n_components, "n_components", low=1, high=n_features)
+    scale_along = check_float(scale_along, "scale_along", 0.0, None, "oo")
+    scale_across = check_float(scale_across, "scale_across", 0.0, None, "oo")
+    seed = check_int(seed, "seed", low=0)
+    dtype = dtype or torch.get_default_dtype()
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n_features, n_features, generator=g, dtype=torch.float64))
+    u = q[:, :n_components]
+    y = torch.randint(0, n_components, (n,), generator=g)
+    z = torch.randn(n, n_features, generator=g, dtype=torch.float64)
+    along = (z @ u).gather(1, y[:, None])  # the standard normal coordinate along u_y
+    x = scale_across * z + (scale_along - scale_across) * along * u.T[y]
+    info = {
+        "name": "covariance_mixture",
+        "split": "all",
+        "source": "pyrogen.datasets.covariance_mixture",
+        "binarization": None,
+        "binarization_seed": None,
+        "n": n,
+        "n_features": n_features,
+        "n_components": n_components,
+        "scale_along": scale_along,
+        "scale_across": scale_across,
+        "seed": seed,
+        "directions": u.tolist(),
+    }
+    return Dataset(x.to(dtype), y, info)
