@@ -3,22 +3,22 @@ r"""Markov-chain generators: denoising autoencoders and generative stochastic ne
 Book §20.11-20.12. These models do not write down :math:`p(x)`; they parametrize one step of a
 Markov chain, and the distribution they model is that chain's stationary distribution.
 
-* :class:`DenoisingAutoencoder` (§20.11.1, Bengio et al. 2013 [1]_): a corruption kernel
+* :class:`DenoisingAutoencoder` (§20.11.1, Bengio et al. 2013 [1]): a corruption kernel
   :math:`C(\tilde x\mid x)` and a *reconstruction distribution* :math:`P_\theta(x\mid\tilde x)`
   (an MLP encoder :math:`h = f(\tilde x)` and decoder :math:`\omega = g(h)`). One step of the
   chain is :math:`\tilde x_t \sim C(\cdot\mid x_t)`, :math:`x_{t+1}\sim P_\theta(\cdot\mid
   \tilde x_t)`. If :math:`P_\theta(x\mid\tilde x)` equals the true posterior
   :math:`P(x\mid\tilde x)\propto p_{\text{data}}(x)\,C(\tilde x\mid x)`, the chain is Gibbs
   sampling on the joint :math:`p_{\text{data}}(x)C(\tilde x\mid x)` and its stationary
-  distribution is :math:`p_{\text{data}}` (the consistency result; Alain et al. 2015 [3]_ add
+  distribution is :math:`p_{\text{data}}` (the consistency result; Alain et al. 2015 [3] add
   the missing detailed-balance condition for the general case).
-* :class:`GSN` (§20.12, Bengio et al. 2014 [2]_): the chain carries a latent state,
+* :class:`GSN` (§20.12, Bengio et al. 2014 [2]): the chain carries a latent state,
   :math:`h_{t+1} = \tanh(W\tilde x_t + V h_t + b + \sigma_h\varepsilon_t)`,
   :math:`x_{t+1}\sim P_\theta(x\mid h_{t+1})`. With ``n_classes`` it also carries a label
   :math:`y` and :meth:`GSN.predict_proba` gives :math:`p(y\mid x)` by clamping :math:`x` and
   running the chain over :math:`(y, h)`: the discriminant GSN of §20.12.1 (Zhou & Troyanskaya
-  2014 [4]_; with ``unsupervised_weight > 0`` the hybrid criterion of Zöhrer & Pernkopf 2014
-  [5]_).
+  2014 [4]; with ``unsupervised_weight > 0`` the hybrid criterion of Zöhrer & Pernkopf 2014
+  [5]).
 
 **Training criterion (walk-back, §20.11.3).** Starting from a training example
 :math:`x_0 = x`, the chain is run for ``walkback`` steps; at every step the reconstruction
@@ -44,15 +44,15 @@ only because the protocol asks for a number; score samples with :mod:`pyrogen.me
 
 References
 ----------
-.. [1] Y. Bengio, L. Yao, G. Alain, P. Vincent. *Generalized denoising auto-encoders as
+1. Y. Bengio, L. Yao, G. Alain, P. Vincent. *Generalized denoising auto-encoders as
    generative models*. NeurIPS 2013.
-.. [2] Y. Bengio, E. Thibodeau-Laufer, G. Alain, J. Yosinski. *Deep generative stochastic
+2. Y. Bengio, E. Thibodeau-Laufer, G. Alain, J. Yosinski. *Deep generative stochastic
    networks trainable by backprop*. ICML 2014.
-.. [3] G. Alain, Y. Bengio, L. Yao, J. Yosinski, E. Thibodeau-Laufer, S. Zhang, P. Vincent.
+3. G. Alain, Y. Bengio, L. Yao, J. Yosinski, E. Thibodeau-Laufer, S. Zhang, P. Vincent.
    *GSNs: generative stochastic networks*. Information and Inference 2016 (arXiv 2015).
-.. [4] J. Zhou, O. Troyanskaya. *Deep supervised and convolutional generative stochastic
+4. J. Zhou, O. Troyanskaya. *Deep supervised and convolutional generative stochastic
    network for protein secondary structure prediction*. ICML 2014.
-.. [5] M. Zöhrer, F. Pernkopf. *General stochastic networks for classification*. NeurIPS 2014.
+5. M. Zöhrer, F. Pernkopf. *General stochastic networks for classification*. NeurIPS 2014.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class AutoregressiveBernoulli(TorchDistribution):
     \textstyle\sum_{e<d} W_{de} x_e)\bigr)` with :math:`\omega = g(f(\tilde x))`.
 
     Unlike a factorial Bernoulli it can represent the correlated, multimodal posteriors
-    :math:`P(x\mid\tilde x)` of large corruption (Bengio et al. 2013 [1]_ in
+    :math:`P(x\mid\tilde x)` of large corruption (Bengio et al. 2013 [1] in
     :mod:`pyrogen.models.gsn`). ``log_prob`` costs one matrix product; ``sample`` is sequential
     over the :math:`D` units (:math:`O(D^2)` per example).
 
@@ -513,7 +513,7 @@ def _hidden(value, name) -> tuple[int, ...]:
 
 @register_model("dae")
 class DenoisingAutoencoder(_ChainModel):
-    r"""Generalized denoising autoencoder as a generative model (book §20.11, [1]_ in
+    r"""Generalized denoising autoencoder as a generative model (book §20.11, [1] in
     :mod:`pyrogen.models.gsn`).
 
     The reconstruction distribution is
@@ -629,7 +629,7 @@ class DenoisingAutoencoder(_ChainModel):
 
 @register_model("gsn")
 class GSN(_ChainModel):
-    r"""Generative stochastic network (book §20.12, [2]_ in :mod:`pyrogen.models.gsn`).
+    r"""Generative stochastic network (book §20.12, [2] in :mod:`pyrogen.models.gsn`).
 
     A Markov chain over :math:`(x, h)` [and :math:`y`]:
 
@@ -648,7 +648,7 @@ class GSN(_ChainModel):
     :math:`h` through its own weights; :math:`y_{t+1}\sim\mathrm{Cat}(\mathrm{softmax}(U_y
     h_{t+1}))`). :meth:`fit` with ``y`` then trains the **discriminant GSN** (§20.12.1):
     the chain over :math:`(y, h)` with :math:`x` clamped, reconstruction of :math:`y` only;
-    ``unsupervised_weight > 0`` adds the walk-back loss of :math:`x` (hybrid criterion, [5]_).
+    ``unsupervised_weight > 0`` adds the walk-back loss of :math:`x` (hybrid criterion, [5]).
     :meth:`predict_proba` averages :math:`P(y\mid h_t)` along the clamped chain.
 
     Parameters
