@@ -643,13 +643,16 @@ class GSN(_ChainModel):
     :math:`h_0 = 0`, trained by walk-back (the reparametrized noise :math:`\varepsilon_t` lets
     the gradient of every reconstruction term reach :math:`V`, §20.12).
 
-    With ``n_classes = C > 0`` the chain also carries a one-hot label :math:`y` (corrupted by
-    replacing it, with probability ``noise``, by a uniform class; :math:`\tilde y` enters
-    :math:`h` through its own weights; :math:`y_{t+1}\sim\mathrm{Cat}(\mathrm{softmax}(U_y
-    h_{t+1}))`). :meth:`fit` with ``y`` then trains the **discriminant GSN** (§20.12.1):
-    the chain over :math:`(y, h)` with :math:`x` clamped, reconstruction of :math:`y` only;
-    ``unsupervised_weight > 0`` adds the walk-back loss of :math:`x` (hybrid criterion, [5]).
-    :meth:`predict_proba` averages :math:`P(y\mid h_t)` along the clamped chain.
+    With ``n_classes = C > 0`` the GSN also has a **label chain conditioned on x** (the
+    discriminant GSN, §20.12.1): :math:`\tilde y_t` is the one-hot :math:`y_t` replaced, with
+    probability ``noise`` (``min(noise, 0.5)`` for real data), by a uniform class;
+    :math:`h_{t+1} = \tanh(Wx + V h_t + W_y\tilde y_t + b + \sigma_h\varepsilon_t)` with
+    :math:`x` clamped and uncorrupted; :math:`y_{t+1}\sim\mathrm{Cat}(\mathrm{softmax}(U_y
+    h_{t+1} + c_y))`. :meth:`fit` with ``y`` trains it on the walk-back reconstruction of the
+    labels only (Zhou & Troyanskaya [4]); ``unsupervised_weight > 0`` adds that weight times the
+    walk-back loss of :math:`x` (hybrid criterion, [5]). :meth:`predict_proba` averages
+    :math:`P(y\mid h_t)` along the clamped chain. :meth:`sample` and :meth:`inpaint` run the
+    unlabelled chain over :math:`(x, h)`.
 
     Parameters
     ----------
