@@ -169,13 +169,14 @@ class _SequentialRBM(GenerativeModel):
     def normalizer(self) -> CD:
         """The CD-k normalizer of :meth:`model` (kept across calls). Its *value* of each
         :math:`\\log Z_t` is refreshed every ``refresh_every`` calls (exact when
-        :math:`\\min(n_v, n_h) \\le 10`, else a short AIS run) on whichever batch is being
-        scored, and is stale in between: the SVI loss is a monitoring number only."""
+        :math:`\\min(n_v, n_h) \\le 12`, else a short AIS run, which may warn of a low
+        ESS) on whichever batch is being scored, and is stale in between: the SVI loss is a
+        monitoring number only."""
         if self._normalizer is None:
-            if min(self.n_features, self.n_hidden) <= 10:
-                est = Exact()
+            if min(self.n_features, self.n_hidden) <= 12:
+                est = Exact(chunk_size=64)  # a batch of n x T conditionals per state chunk
             else:
-                est = AIS(num_chains=16, num_betas=100, base=self.base_rate_logits)
+                est = AIS(num_chains=16, num_betas=300, base=self.base_rate_logits)
             self._normalizer = CD(
                 num_steps=self.config["k"], estimator=est,
                 refresh_every=self.config["refresh_every"],
@@ -490,7 +491,7 @@ class ConditionalRBM(_SequentialRBM):
         ais_num_chains: int = 100,
         ais_num_betas: int = 1000,
         sample_steps: int = 100,
-        refresh_every: int = 25,
+        refresh_every: int = 100,
         seed: int = 0,
     ):
         cfg = _common_config(n_features, n_hidden, k, init_scale, exact_max_units,
@@ -576,7 +577,7 @@ class RNNRBM(_SequentialRBM):
         ais_num_chains: int = 100,
         ais_num_betas: int = 1000,
         sample_steps: int = 100,
-        refresh_every: int = 25,
+        refresh_every: int = 100,
         seed: int = 0,
     ):
         cfg = _common_config(n_features, n_hidden, k, init_scale, exact_max_units,

@@ -10,7 +10,7 @@ import pyro
 import pytest
 import torch
 
-from pyrogen.datasets import polyphonic_chords
+from pyrogen.datasets import bouncing_balls, polyphonic_chords
 from pyrogen.distributions.energy import enumerate_binary_states
 from pyrogen.models import RNNRBM, BernoulliRBM, ConditionalRBM, load
 from pyrogen.models.sequential_rbm import check_sequences
@@ -219,17 +219,19 @@ def test_cd_surrogate_gradient_is_the_per_step_cd_rule():
 
 
 @pytest.mark.slow
-def test_fit_beats_per_frame_rbm_on_chords():
-    x = polyphonic_chords(60, 12, seed=0).double()
-    test = polyphonic_chords(30, 12, seed=1).double()
-    crbm = ConditionalRBM(12, 8, n_delay=1).double()
-    crbm.fit(x, num_steps=300, lr=0.03, batch_size=20, seed=0, progress=False)
-    rbm = BernoulliRBM(12, 8, training="cd").double()
-    rbm.fit(x.reshape(-1, 12), num_steps=300, lr=0.03, batch_size=240, seed=0,
+def test_crbm_beats_per_frame_rbm_on_bouncing_balls():
+    """Equal budget (SVI steps, frames per step, lr, CD-1, hidden units): the CRBM's exact
+    per-frame log-likelihood of held-out videos beats the per-frame RBM's by over 2 nats."""
+    x = bouncing_balls(30, 10, size=6, radius=1.2, seed=0).double()
+    test = bouncing_balls(15, 10, size=6, radius=1.2, seed=1).double()
+    crbm = ConditionalRBM(36, 8, n_delay=2).double()
+    crbm.fit(x, num_steps=200, lr=0.02, batch_size=10, seed=0, progress=False)
+    rbm = BernoulliRBM(36, 8, training="cd").double()
+    rbm.fit(x.reshape(-1, 36), num_steps=200, lr=0.02, batch_size=100, seed=0,
             progress=False, tol=None)
-    per_frame_crbm = crbm.log_likelihood(test).values.sum() / test[..., 0].numel()
-    per_frame_rbm = rbm.log_likelihood(test.reshape(-1, 12)).mean()
-    assert float(per_frame_crbm) > float(per_frame_rbm) + 0.5
+    per_frame_crbm = crbm.log_likelihood(test).values.sum() / 150
+    per_frame_rbm = rbm.log_likelihood(test.reshape(-1, 36)).mean()
+    assert float(per_frame_crbm) > float(per_frame_rbm) + 2.0
 
 
 def test_fit_improves_exact_log_likelihood():
