@@ -4,6 +4,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, os.path.abspath("_ext"))  # pyrogen_example: pages whose numbers come from runs
 
 project = "pyrogen"
 author = "pyrogen developers"
@@ -17,6 +18,7 @@ extensions = [
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
     "sphinx.ext.viewcode",
+    "pyrogen_example",
 ]
 autosummary_generate = True
 autosummary_imported_members = False
@@ -29,7 +31,7 @@ napoleon_numpy_docstring = True
 napoleon_google_docstring = False
 napoleon_use_rtype = False
 nitpicky = False
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
 html_theme = "alabaster"
 suppress_warnings = ["autosummary.import_cycle"]
 

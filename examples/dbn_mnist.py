@@ -33,6 +33,7 @@ def main(argv=None):
     ap.add_argument("--up-down-steps", type=int, default=1000)
     ap.add_argument("--ais-betas", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="dbn_samples.png", help="PNG of model samples ('' for none)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     pyro.set_rng_seed(args.seed)
@@ -68,6 +69,13 @@ def main(argv=None):
     imp = dbn.log_likelihood(x_test, method="importance", num_samples=100 if args.quick else 1000,
                              seed=args.seed)
     print(f"importance:     {imp}")
+    if args.out:
+        from pyrogen.plotting import save_image_grid
+
+        side = int(round(sizes[0] ** 0.5))
+        save_image_grid(dbn.sample(30), (side, side), args.out, ncols=10,
+                        title="DBN samples (Gibbs in the top RBM, then down the sigmoid layers)")
+        print(f"samples written to {args.out}")
 
 
 if __name__ == "__main__":

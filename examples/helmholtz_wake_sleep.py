@@ -20,6 +20,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="helmholtz_learning_curves.png",
+                    help="PNG of the exact log-likelihood during training ('' for none)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     steps = 60 if args.quick else 1500
@@ -35,16 +37,29 @@ def main(argv=None):
     true_ll = teacher.log_likelihood(x).mean()
     print(f"data: {n} draws from a random SBN 8-4-3; exact log-lik under the true model "
           f"{true_ll:.3f} nats/example")
+    curves = {"true model": [float(true_ll)] * 2}
     for method in ("wake_sleep", "rws", "nvil"):
         pyro.clear_param_store()
         torch.manual_seed(args.seed + 1)
         m = HelmholtzMachine([8, 4, 3]).double()
-        hist = m.fit(x, method=method, num_steps=steps, lr=0.02, batch_size=100,
-                     seed=args.seed, progress=False)
+        curve = []
+        chunk = steps // 4
+        for _ in range(4):  # four chunks, the exact log-likelihood after each
+            m.fit(x, method=method, num_steps=chunk, lr=0.02, batch_size=100,
+                  seed=args.seed + len(curve), progress=False, tol=None)
+            curve.append(float(m.log_likelihood(x).mean()))
+        curves[method] = curve
         exact = m.log_likelihood(x)
         est = m.log_likelihood(x, num_particles=200)
         print(f"{method:>10}: exact log-lik {exact.mean():.3f} [{exact.kind}]; "
-              f"IS k=200 {est} ; {hist.seconds:.1f}s")
+              f"IS k=200 {est}")
+    if args.out:
+        from pyrogen.plotting import save_line_plot
+
+        curves["true model"] = [float(true_ll)] * 4
+        save_line_plot(curves, args.out, title="exact log-likelihood (nats/example)",
+                       xlabel=f"training chunk ({chunk} steps each)", ylabel="nats")
+        print(f"learning curves written to {args.out}")
 
 
 if __name__ == "__main__":

@@ -115,6 +115,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write the results to this file")
+    p.add_argument("--out", default="rbm_filters.png",
+                   help="PNG of the filters of the first hidden units ('' for none)")
     p.add_argument("--save", default=None, help="save the trained model (BernoulliRBM.save)")
     args = p.parse_args(argv)
     if args.recipe == "sm":
@@ -252,6 +254,15 @@ def main(argv=None):
         "budget_s": budget,
         "anchor": ANCHOR,
     }
+    if args.out:
+        from pyrogen.plotting import save_image_grid
+
+        side = int(round(nv ** 0.5))
+        if side * side == nv:
+            save_image_grid(rbm.weight.detach().T[:30], (side, side), args.out, ncols=10,
+                            symmetric=True,
+                            title="RBM filters: W[:, j] for the first 30 hidden units")
+            print(f"filters written to {args.out}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

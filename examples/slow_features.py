@@ -35,6 +35,8 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (CI)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="slow_features.png",
+                        help="PNG of sources and recovered slow features ('' for none)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -72,6 +74,20 @@ def main(argv=None) -> dict:
     agree = [abs_corr(z[:, k], y[:, k]) for k in range(3)]
     print("  |corr| PSFA posterior mean vs SFA feature:", [round(a, 4) for a in agree])
     print(f"  slowest latent vs slowest source: |corr| = {abs_corr(z[:, 0], s_train[:, 0]):.4f}")
+    if args.out:
+        from pyrogen.plotting import save_line_plot
+
+        t = slice(0, min(n_steps, 300))
+        sign = lambda a, b: 1.0 if float((a * b).sum()) >= 0 else -1.0  # noqa: E731
+        series = {}
+        for k in range(3):
+            s_k = (s_train[t, k] - s_train[t, k].mean()) / s_train[t, k].std()
+            series[f"source {k + 1} (+{3 * k})"] = (s_k + 3 * k).tolist()
+            series[f"SFA feature {k + 1} (+{3 * k})"] = (
+                sign(y[t, k], s_train[t, k]) * y[t, k] / y[t, k].std() + 3 * k).tolist()
+        save_line_plot(series, args.out, title="sources and recovered slow features, offset",
+                       xlabel="time step")
+        print(f"figure written to {args.out}")
     return {"sfa_corr": abs_corr(y[:, 0], s_train[:, 0]), "psfa_test_ll": ll_test.mean()}
 
 

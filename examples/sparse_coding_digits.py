@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--atoms", type=int, default=None)
     parser.add_argument("--lam", type=float, default=0.5, help="prior rate lambda")
     parser.add_argument("--beta", type=float, default=1.0, help="noise precision beta")
-    parser.add_argument("--out", default=None, help="folder for a PNG of the atoms")
+    parser.add_argument("--out", default=".", help="folder for a PNG of the atoms ('' for none)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 

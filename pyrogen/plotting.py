@@ -83,3 +83,25 @@ def save_line_plot(series: dict, path: str | os.PathLike, title: str = "", xlabe
     path = os.fspath(path)
     plt.close(fig)
     return path
+
+
+def save_scatter_plot(clouds: dict, path: str | os.PathLike, title: str = "") -> str:
+    """Write 2-D point clouds ``{label: (n, 2) array}`` as one scatter plot (PNG, atomic); the
+    first cloud is drawn grey underneath (the data), the others on top."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4, 4))
+    for i, (label, pts) in enumerate(clouds.items()):
+        arr = pts.detach().cpu().double().numpy() if isinstance(pts, torch.Tensor) else pts
+        arr = np.asarray(arr, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != 2:
+            raise ValueError(f"clouds[{label!r}] must have shape (n, 2). Got {arr.shape} instead.")
+        kw = dict(s=4, c="0.6", alpha=0.5) if i == 0 else dict(s=4, alpha=0.6)
+        ax.scatter(arr[:, 0], arr[:, 1], label=label, **kw)
+    ax.set_aspect("equal")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, markerscale=3, loc="upper right")
+    fig.tight_layout()
+    save_figure(fig, path)
+    path = os.fspath(path)
+    plt.close(fig)
+    return path

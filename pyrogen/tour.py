@@ -31,8 +31,9 @@ from .report_html import software_versions, write_report
 
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
 STEP_MODULES: list[str] = [
-    "factor", "ica", "sfa", "sparse_coding", "rbm", "conv_rbm", "dbm", "dbn", "vae", "sbn",
-    "nade", "gsn"
+    "factor", "ica", "sfa", "sparse_coding", "rbm", "conv_rbm", "sequential_rbm", "dbm",
+    "dbn", "vae",
+    "ssvae", "sbn", "nade", "gan", "gsn", "diffusion"
 ]
 
 
