@@ -419,8 +419,9 @@ def _anneal(
             x, inc = _call(path.anneal_step, x, beta_prev, beta, generator=rng)
             inc = inc.double()
         else:
-            if not adaptive:
-                inc = (path.log_density(pos, beta) - path.log_density(pos, beta_prev)).double()
+            if not adaptive:  # one pass over the shared terms when the path offers it
+                fn = _log_density_fn(path, pos)
+                inc = (fn(beta) - fn(beta_prev)).double()
             for _ in range(num_moves):
                 kstate, info = kernel.step(rng, kstate, beta)
                 a = getattr(info, "acceptance_rate", None)
