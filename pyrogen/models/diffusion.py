@@ -118,21 +118,21 @@ def diffusion_schedule(schedule="cosine", num_timesteps: int | None = None,
     schedule : {"cosine", "linear"} or sequence of float
         ``"cosine"``: :math:`\bar\alpha_t = f(t)/f(0)`, :math:`f(t) = \cos^2\bigl(\frac{t/T +
         s}{1+s}\frac\pi2\bigr)`, :math:`s = 0.008`, :math:`\beta_t = \min(1 -
-        \bar\alpha_t/\bar\alpha_{t-1}, 0.999)` [3]. ``"linear"``: :math:`\beta_t` evenly spaced
-        from ``beta_range[0]`` to ``beta_range[1]`` [2]. A sequence: the :math:`\beta_t`
+        \bar\alpha_t/\bar\alpha_{t-1}, 0.999)` [2]. ``"linear"``: :math:`\beta_t` evenly spaced
+        from ``beta_range[0]`` to ``beta_range[1]`` [1]. A sequence: the :math:`\beta_t`
         themselves, each in the open interval :math:`(0, 1)`.
     num_timesteps : int, optional
         :math:`T \ge 1`; default 50 for a named schedule, the sequence's length otherwise (a
         different value is an error).
     beta_range : (float, float), optional
         ``"linear"`` only; default :math:`(0.1/T, \min(20/T, 0.999))`, the discretization of
-        the variance-preserving SDE :math:`\beta(s) = 0.1 + 19.9 s` that gives [2]'s
+        the variance-preserving SDE :math:`\beta(s) = 0.1 + 19.9 s` that gives [1]'s
         :math:`(10^{-4}, 0.02)` at :math:`T = 1000`.
 
     References
     ----------
-    2. J. Ho, A. Jain, P. Abbeel. *Denoising diffusion probabilistic models*. NeurIPS 2020.
-    3. A. Nichol, P. Dhariwal. *Improved denoising diffusion probabilistic models*. ICML 2021.
+    1. J. Ho, A. Jain, P. Abbeel. *Denoising diffusion probabilistic models*. NeurIPS 2020.
+    2. A. Nichol, P. Dhariwal. *Improved denoising diffusion probabilistic models*. ICML 2021.
     """
     if isinstance(schedule, str):
         check_choice(schedule, "schedule", SCHEDULES)
