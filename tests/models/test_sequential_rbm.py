@@ -222,15 +222,15 @@ def test_cd_surrogate_gradient_is_the_per_step_cd_rule():
 def test_crbm_beats_per_frame_rbm_on_bouncing_balls():
     """Equal budget (SVI steps, frames per step, lr, CD-1, hidden units): the CRBM's exact
     per-frame log-likelihood of held-out videos beats the per-frame RBM's by over 2 nats."""
-    x = bouncing_balls(30, 10, size=6, radius=1.2, seed=0).double()
-    test = bouncing_balls(15, 10, size=6, radius=1.2, seed=1).double()
-    crbm = ConditionalRBM(36, 8, n_delay=2).double()
-    crbm.fit(x, num_steps=200, lr=0.02, batch_size=10, seed=0, progress=False)
-    rbm = BernoulliRBM(36, 8, training="cd").double()
-    rbm.fit(x.reshape(-1, 36), num_steps=200, lr=0.02, batch_size=100, seed=0,
+    x = bouncing_balls(20, 10, size=8, seed=0).double()
+    test = bouncing_balls(15, 10, size=8, seed=1).double()
+    crbm = ConditionalRBM(64, 8, n_delay=2).double()
+    crbm.fit(x, num_steps=100, lr=0.02, batch_size=10, seed=0, progress=False)
+    rbm = BernoulliRBM(64, 8, training="cd").double()
+    rbm.fit(x.reshape(-1, 64), num_steps=100, lr=0.02, batch_size=100, seed=0,
             progress=False, tol=None)
     per_frame_crbm = crbm.log_likelihood(test).values.sum() / 150
-    per_frame_rbm = rbm.log_likelihood(test.reshape(-1, 36)).mean()
+    per_frame_rbm = rbm.log_likelihood(test.reshape(-1, 64)).mean()
     assert float(per_frame_crbm) > float(per_frame_rbm) + 2.0
 
 
