@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 import warnings
 
@@ -29,11 +30,19 @@ from pyrogen.datasets import load_binarized_mnist, load_digits
 from pyrogen.models import BernoulliRBM, ConvRBM
 
 
+def _mnist_path(path):
+    here = os.path.dirname(os.path.abspath(__file__))
+    cands = [path, os.environ.get("PYROGEN_DATA"),
+             os.path.join(here, "..", "..", "shared", "data", "binarized_mnist.npz")]
+    return next((c for c in cands if c and os.path.exists(c)), None)
+
+
 def _data(args):
     if args.dataset == "mnist":
+        path = _mnist_path(args.data)
         try:
-            tr = load_binarized_mnist(args.data, "train", limit=args.train_limit)
-            te = load_binarized_mnist(args.data, "test", limit=args.test_limit)
+            tr = load_binarized_mnist(path, "train", limit=args.train_limit)
+            te = load_binarized_mnist(path, "test", limit=args.test_limit)
         except FileNotFoundError as e:
             raise SystemExit(f"MNIST section skipped: {e}") from None
         return tr.x.float(), te.x.float(), (28, 28), tr.identity
@@ -90,6 +99,8 @@ def main(argv=None):
     p.add_argument("--ais-chains", type=int, default=100)
     p.add_argument("--ais-betas", type=int, default=3000)
     p.add_argument("--skip-wide", action="store_true", help="skip the equal-hidden-units RBM")
+    p.add_argument("--pixel-bias", action="store_true",
+                   help="also a ConvRBM with one visible bias per pixel")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -107,6 +118,11 @@ def main(argv=None):
                    x_test, args, steps, per_epoch)
     rows.append(r)
     n_conv = r["parameters"]
+    if args.pixel_bias:
+        r, _ = _row(f"ConvRBM {args.filters}x{args.filter_size}^2 pool {args.pool} pixel bias",
+                    ConvRBM(hw, args.filters, args.filter_size, args.pool, pixel_bias=True,
+                            seed=args.seed), x, x_test, args, steps, per_epoch)
+        rows.append(r)
     nv = x.shape[1]
     h_par = max(1, math.ceil((n_conv - nv) / (nv + 1)))  # (nv+1) h + nv >= conv's
     r, _ = _row(f"BernoulliRBM {nv}-{h_par} (>= params)", BernoulliRBM(nv, h_par, seed=args.seed),

@@ -44,10 +44,20 @@ from pyrogen.models import ConvDBN, ConvRBM
 from pyrogen.plotting import save_image_grid
 
 
+def find_mnist(path):
+    here = os.path.dirname(os.path.abspath(__file__))
+    cands = [path, os.environ.get("PYROGEN_DATA"),
+             os.path.join(here, "..", "..", "shared", "data", "binarized_mnist.npz")]
+    return next((c for c in cands if c and os.path.exists(c)), None)
+
+
 def load(args):
     if args.mnist:
-        tr = load_binarized_mnist(args.data, "train", limit=args.train_limit)
-        te = load_binarized_mnist(args.data, "test", limit=args.test_limit)
+        path = find_mnist(args.data)
+        if path is None:
+            raise SystemExit("binarized MNIST not found: pass --data PATH or set PYROGEN_DATA.")
+        tr = load_binarized_mnist(path, "train", limit=args.train_limit)
+        te = load_binarized_mnist(path, "test", limit=args.test_limit)
         return tr.x.float(), te.x.float(), (28, 28), tr.identity
     d = load_digits(binarize="threshold", seed=args.seed)
     x = d.x.float()[torch.randperm(len(d.x), generator=torch.Generator().manual_seed(0))]
@@ -67,6 +77,7 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--sparsity-cost", type=float, default=0.0)
+    p.add_argument("--pixel-bias", action="store_true", help="one visible bias per pixel")
     p.add_argument("--train-limit", type=int, default=None)
     p.add_argument("--test-limit", type=int, default=None)
     p.add_argument("--ais-chains", type=int, default=100)
@@ -83,7 +94,7 @@ def main(argv=None):
     print(f"data: {identity}; {len(x)} train, {len(x_test)} test images of {hw[0]}x{hw[1]}")
 
     model = ConvRBM(hw, args.filters, args.filter_size, args.pool, training="pcd",
-                    sparsity_cost=args.sparsity_cost, seed=args.seed)
+                    sparsity_cost=args.sparsity_cost, pixel_bias=args.pixel_bias, seed=args.seed)
     # the training loss's log Z is a monitoring number: refresh it rarely
     model.normalizer("pcd").refresh_every = 10**9
     steps_per_epoch = max(1, round(len(x) / args.batch_size))

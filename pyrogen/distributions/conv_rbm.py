@@ -216,10 +216,11 @@ class _ConvCore:
             )
         geo = conv_rbm_geometry(image_shape, weight.shape, pool_size)
         K, C = geo["filters"], geo["channels"]
-        if tuple(visible_bias.shape) != (C,):
+        if tuple(visible_bias.shape) not in ((C,), (C, geo["height"], geo["width"])):
             raise ValueError(
-                f"visible_bias must have shape ({C},): one bias per channel, shared over "
-                f"positions. Got shape {tuple(visible_bias.shape)} instead."
+                f"visible_bias must have shape ({C},) (one bias per channel, shared over "
+                f"positions) or ({C}, {geo['height']}, {geo['width']}) (one per pixel). Got "
+                f"shape {tuple(visible_bias.shape)} instead."
             )
         if tuple(hidden_bias.shape) != (K,):
             raise ValueError(
@@ -230,6 +231,14 @@ class _ConvCore:
         self.image_shape = (C, geo["height"], geo["width"])
         self.pool_size = geo["pool"]
         self.weight, self.visible_bias, self.hidden_bias = weight, visible_bias, hidden_bias
+
+    def _pixel_bias(self):
+        """The visible bias as a flattened ``(C*H*W,)`` vector (a per-channel bias repeated
+        over positions)."""
+        if self.visible_bias.dim() == 1:
+            C, H, W = self.image_shape
+            return self.visible_bias.repeat_interleave(H * W)
+        return self.visible_bias.reshape(-1)
 
     # -- images <-> vectors ------------------------------------------------------------------
     def _images(self, v: torch.Tensor):
@@ -264,8 +273,9 @@ class ConvolutionalRBM(_ConvCore, BinaryEnergyBasedDistribution):
     ----------
     weight : torch.Tensor, shape ``(K, C, f_h, f_w)``
         The filters :math:`W^k` (cross-correlated with the image for the detection inputs).
-    visible_bias : torch.Tensor, shape ``(C,)``
-        :math:`a_c`, shared over the positions of channel :math:`c`.
+    visible_bias : torch.Tensor, shape ``(C,)`` or ``(C, H, W)``
+        :math:`a_c`, shared over the positions of channel :math:`c` (Lee et al. 2009), or one
+        bias :math:`a_{cij}` per pixel (then read :math:`a_c` as :math:`a_{cij}` below).
     hidden_bias : torch.Tensor, shape ``(K,)``
         :math:`b_k`, shared over the positions of map :math:`k`.
     image_shape : tuple of int
@@ -393,15 +403,10 @@ class ConvolutionalRBM(_ConvCore, BinaryEnergyBasedDistribution):
         out = _block_log_partition(_to_blocks(i, self.pool_size)).sum((1, 2, 3))
         return out.reshape(lead)
 
-    def _channel_bias(self):
-        """The visible bias as a flattened ``(C*H*W,)`` vector."""
-        C, H, W = self.image_shape
-        return self.visible_bias.repeat_interleave(H * W)
-
     def free_energy(self, v: torch.Tensor) -> torch.Tensor:
         r""":math:`F(v)` (exact), shape ``v.shape[:-1]``."""
         v = v.to(self.dtype)
-        return -(v * self._channel_bias()).sum(-1) - self._block_term(v)
+        return -(v * self._pixel_bias()).sum(-1) - self._block_term(v)
 
     def unnormalized_log_prob(self, value):
         return -self.free_energy(value)
@@ -413,7 +418,7 @@ class ConvolutionalRBM(_ConvCore, BinaryEnergyBasedDistribution):
         v, h = v.to(self.dtype), h.to(self.dtype)
         K = self.geometry["filters"]
         i = self.hidden_input(v).flatten(-3)
-        e = -(h * i).sum(-1) - (v * self._channel_bias()).sum(-1)
+        e = -(h * i).sum(-1) - (v * self._pixel_bias()).sum(-1)
         lead = h.shape[:-1]
         blocks = _to_blocks(
             h.reshape(-1, K, self.geometry["detect_h"], self.geometry["detect_w"]),
@@ -460,7 +465,7 @@ class ConvolutionalRBM(_ConvCore, BinaryEnergyBasedDistribution):
         g = self.geometry
         det = h.reshape(-1, g["filters"], g["detect_h"], g["detect_w"])
         out = self._top_down(det, self.weight).reshape(*lead, -1)
-        return out + self._channel_bias()
+        return out + self._pixel_bias()
 
     def visible_given_hidden(self, h: torch.Tensor):
         r""":math:`P(v \mid h) = \prod \operatorname{Bernoulli}(\sigma(a_c + (W * h)_{cij}))`,
@@ -496,7 +501,7 @@ class ConvolutionalRBM(_ConvCore, BinaryEnergyBasedDistribution):
         """``(visible_bias, hidden_bias)`` repeated over positions: shapes ``(C*H*W,)`` and
         ``(K*D_h*D_w,)``."""
         g = self.geometry
-        return self._channel_bias(), self.hidden_bias.repeat_interleave(
+        return self._pixel_bias(), self.hidden_bias.repeat_interleave(
             g["detect_h"] * g["detect_w"]
         )
 
@@ -589,7 +594,7 @@ class ConvRBMPath(_ConvCore):
                     pool_size)
         C, H, W = self.image_shape
         n = C * H * W
-        self.channel_bias = self.visible_bias.repeat_interleave(H * W)
+        self.channel_bias = self._pixel_bias()
         if base_visible_bias is None:
             base_visible_bias = torch.zeros_like(self.channel_bias)
         if not isinstance(base_visible_bias, torch.Tensor) or base_visible_bias.shape[-1:] != (n,):
@@ -725,13 +730,13 @@ class GaussianConvolutionalRBM(ConvolutionalRBM):
 
     def free_energy(self, v):
         v = v.to(self.dtype)
-        quad = ((v - self._channel_bias()) ** 2 / (2 * self._pixel_sigma() ** 2)).sum(-1)
+        quad = ((v - self._pixel_bias()) ** 2 / (2 * self._pixel_sigma() ** 2)).sum(-1)
         return quad - self._block_term(v)
 
     def energy(self, v, h):
         v, h = v.to(self.dtype), h.to(self.dtype)
-        quad = ((v - self._channel_bias()) ** 2 / (2 * self._pixel_sigma() ** 2)).sum(-1)
-        lin = (v * self._channel_bias()).sum(-1)
+        quad = ((v - self._pixel_bias()) ** 2 / (2 * self._pixel_sigma() ** 2)).sum(-1)
+        lin = (v * self._pixel_bias()).sum(-1)
         # ConvolutionalRBM.energy = -h.I - a.v; here: quad - h.I
         return super().energy(v, h) + lin + quad
 
@@ -753,7 +758,7 @@ class GaussianConvolutionalRBM(ConvolutionalRBM):
             self.weight,
         ).reshape(*h.shape[:-1], -1)
         var = self._pixel_sigma() ** 2
-        return (h * hb).sum(-1) + ((self._channel_bias() * m + 0.5 * m**2) / var).sum(-1)
+        return (h * hb).sum(-1) + ((self._pixel_bias() * m + 0.5 * m**2) / var).sum(-1)
 
     def enumerate_log_z(self, chunk_size: int = 2**14):
         const = (0.5 * torch.log(2 * math.pi * self._pixel_sigma() ** 2)).sum()
@@ -771,7 +776,7 @@ class GaussianConvolutionalRBM(ConvolutionalRBM):
 
     def base_distribution(self, data=None):
         r"""Factorial :math:`\mathcal N(a_c, \sigma_c^2)` over the pixels."""
-        return dist.Normal(self._channel_bias(), self._pixel_sigma()).to_event(1)
+        return dist.Normal(self._pixel_bias(), self._pixel_sigma()).to_event(1)
 
     def annealing_path(self, base=None, data=None):
         """:class:`GaussianConvRBMPath` (``base`` and ``data`` are not used)."""
@@ -798,7 +803,7 @@ class GaussianConvRBMPath(_ConvCore):
         self._setup(weight, visible_bias, hidden_bias, image_shape, pool_size)
         C, H, W = self.image_shape
         self.sigma = sigma
-        self.channel_bias = visible_bias.repeat_interleave(H * W)
+        self.channel_bias = self._pixel_bias()
         self.pixel_sigma = sigma.repeat_interleave(H * W)
         g = self.geometry
         per_filter = g["pool_h"] * g["pool_w"]

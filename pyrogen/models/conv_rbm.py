@@ -68,9 +68,11 @@ class _ConvRBMBase(_RBMModel):
 
     _distribution_cls = ConvolutionalRBM
 
-    def __init__(self, image_shape, n_filters, filter_size, pool_size, *, training, k,
-                 num_chains, init_scale, sparsity_target, sparsity_cost, exact_max_units,
+    def __init__(self, image_shape, n_filters, filter_size, pool_size, *, pixel_bias, training,
+                 k, num_chains, init_scale, sparsity_target, sparsity_cost, exact_max_units,
                  ais_num_chains, ais_num_betas, sample_steps, seed, **extra):
+        if not isinstance(pixel_bias, bool):
+            raise TypeError(f"pixel_bias must be a bool. Got {type(pixel_bias).__name__} instead.")
         shape = _image_shape(image_shape)
         n_filters = check_int(n_filters, "n_filters", low=1)
         filter_size = check_int(filter_size, "filter_size", low=1)
@@ -83,6 +85,7 @@ class _ConvRBMBase(_RBMModel):
             n_filters=n_filters,
             filter_size=filter_size,
             pool_size=pool_size,
+            pixel_bias=pixel_bias,
             training=training,
             k=check_int(k, "k", low=1),
             num_chains=check_int(num_chains, "num_chains", low=1),
@@ -100,7 +103,7 @@ class _ConvRBMBase(_RBMModel):
         C = shape[0]
         w = self.config["init_scale"] * torch.randn(n_filters, C, filter_size, filter_size)
         self.weight = nn.Parameter(w)
-        self.visible_bias = nn.Parameter(torch.zeros(C))
+        self.visible_bias = nn.Parameter(torch.zeros(*shape) if pixel_bias else torch.zeros(C))
         self.hidden_bias = nn.Parameter(torch.zeros(n_filters))
         self._normalizers: dict = {}
 
@@ -223,6 +226,10 @@ class ConvRBM(_ConvRBMBase):
         :math:`f`.
     pool_size : int
         :math:`P` (1: no pooling, an RBM with tied weights).
+    pixel_bias : bool
+        One visible bias per pixel instead of one per channel (Lee et al. share it over
+        positions; images whose pixel means depend on position, such as centred digits, need
+        many filters to make up for a shared bias).
     training : {"pcd", "cd", "exact"}
         Normalizer of :meth:`model` and default ``method`` of :meth:`fit`.
     k : int
@@ -260,6 +267,7 @@ class ConvRBM(_ConvRBMBase):
         filter_size: int = 5,
         pool_size: int = 2,
         *,
+        pixel_bias: bool = False,
         training: str = "pcd",
         k: int = 1,
         num_chains: int = 100,
@@ -273,7 +281,8 @@ class ConvRBM(_ConvRBMBase):
         seed: int = 0,
     ):
         super().__init__(
-            image_shape, n_filters, filter_size, pool_size, training=training, k=k,
+            image_shape, n_filters, filter_size, pool_size, pixel_bias=pixel_bias,
+            training=training, k=k,
             num_chains=num_chains, init_scale=init_scale, sparsity_target=sparsity_target,
             sparsity_cost=sparsity_cost, exact_max_units=exact_max_units,
             ais_num_chains=ais_num_chains, ais_num_betas=ais_num_betas,
@@ -306,9 +315,12 @@ class ConvRBM(_ConvRBMBase):
             first = not bool(self.base_rate_logits.any())
             self.base_rate_logits.copy_(logits)
             if first and not bool(self.visible_bias.any()):
-                C = self.image_shape[0]
-                p = x.reshape(x.shape[0], C, -1).mean((0, 2)).clamp(1e-3, 1 - 1e-3)
-                self.visible_bias.copy_(torch.log(p) - torch.log1p(-p))
+                if self.config["pixel_bias"]:
+                    self.visible_bias.copy_(logits.reshape(self.visible_bias.shape))
+                else:
+                    C = self.image_shape[0]
+                    p = x.reshape(x.shape[0], C, -1).mean((0, 2)).clamp(1e-3, 1 - 1e-3)
+                    self.visible_bias.copy_(torch.log(p) - torch.log1p(-p))
 
     def sample(self, n, *, num_steps: int | None = None) -> torch.Tensor:
         """``n`` images ``(n, C*H*W)``: exact when a side has at most :math:`2^{16}` states,
@@ -337,10 +349,6 @@ class GaussianConvRBM(_ConvRBMBase):
 
     Parameters
     ----------
-    image_shape, n_filters, filter_size, pool_size, training, k, num_chains, init_scale,
-    sparsity_target, sparsity_cost, ais_num_chains, ais_num_betas, sample_steps, seed :
-        As for :class:`ConvRBM` (at the first ``fit`` the channel biases become the channel
-        means).
     sigma : float
         Fixed standard deviation of every pixel.
     exact_max_units : int
@@ -348,6 +356,11 @@ class GaussianConvRBM(_ConvRBMBase):
         :math:`2^{\text{exact\_max\_units}}` hidden configurations (the pixels integrate out
         in closed form), otherwise an AIS estimate along
         :class:`~pyrogen.distributions.conv_rbm.GaussianConvRBMPath`.
+
+    Notes
+    -----
+    Every other argument is :class:`ConvRBM`'s; at the first ``fit`` the visible biases become
+    the channel (or, with ``pixel_bias``, the pixel) means.
     """
 
     _distribution_cls = GaussianConvolutionalRBM
@@ -363,6 +376,7 @@ class GaussianConvRBM(_ConvRBMBase):
         filter_size: int = 5,
         pool_size: int = 2,
         *,
+        pixel_bias: bool = False,
         sigma: float = 1.0,
         training: str = "pcd",
         k: int = 1,
@@ -378,7 +392,8 @@ class GaussianConvRBM(_ConvRBMBase):
     ):
         sigma = check_float(sigma, "sigma", 0.0, None, "oo")
         super().__init__(
-            image_shape, n_filters, filter_size, pool_size, training=training, k=k,
+            image_shape, n_filters, filter_size, pool_size, pixel_bias=pixel_bias,
+            training=training, k=k,
             num_chains=num_chains, init_scale=init_scale, sparsity_target=sparsity_target,
             sparsity_cost=sparsity_cost, exact_max_units=exact_max_units,
             ais_num_chains=ais_num_chains, ais_num_betas=ais_num_betas,
@@ -398,8 +413,11 @@ class GaussianConvRBM(_ConvRBMBase):
     def _init_from_data(self, x) -> None:
         if not bool(self._initialized):
             with torch.no_grad():
-                C = self.image_shape[0]
-                self.visible_bias.copy_(x.reshape(x.shape[0], C, -1).mean((0, 2)))
+                if self.config["pixel_bias"]:
+                    self.visible_bias.copy_(x.mean(0).reshape(self.visible_bias.shape))
+                else:
+                    C = self.image_shape[0]
+                    self.visible_bias.copy_(x.reshape(x.shape[0], C, -1).mean((0, 2)))
                 self._initialized.fill_(True)
 
     def sample(self, n, *, num_steps: int | None = None) -> torch.Tensor:

@@ -368,3 +368,27 @@ def test_exact_refuses_large_models():
     d = ConvolutionalRBM(W, a, b, (9, 9), 1)  # 81 pixels, 196 detection units
     with pytest.raises(ValueError, match="AIS"):
         d.log_normalizer()
+
+
+# ------------------------------------------------------------------------ per-pixel visible bias
+def test_per_pixel_visible_bias():
+    W, _, b = _params(2, 1, 2)
+    a = 0.5 * torch.randn(1, 3, 3, generator=torch.Generator().manual_seed(5), dtype=D)
+    d = ConvolutionalRBM(W, a, b, (3, 3), 2)
+    v = enumerate_binary_states(9, dtype=D)
+    E = d.energy(v[:, None], d.hidden_configurations()[None])
+    torch.testing.assert_close(d.free_energy(v), -torch.logsumexp(-E, 1))
+    torch.testing.assert_close(d._logsumexp_hidden(7), torch.logsumexp(-d.free_energy(v), 0))
+    path = d.annealing_path()
+    torch.testing.assert_close(path.log_density(v, 1.0), d.unnormalized_log_prob(v))
+    torch.testing.assert_close(torch.logsumexp(path.log_density(v, 0.0), 0), path.log_z0)
+    # pool 1: the RBM with the unrolled weights and these pixel biases
+    d1 = ConvolutionalRBM(W, a, b, (3, 3), 1)
+    r = RBM(d1.unrolled_weight(), *d1.unrolled_biases())
+    torch.testing.assert_close(d1.free_energy(v), r.free_energy(v))
+    g = GaussianConvolutionalRBM(W, a, b, (3, 3), 2, 0.8)
+    x = torch.randn(4, 9, generator=torch.Generator().manual_seed(1), dtype=D)
+    E = g.energy(x[:, None], g.hidden_configurations()[None])
+    torch.testing.assert_close(g.free_energy(x), -torch.logsumexp(-E, 1))
+    with pytest.raises(ValueError, match=r"or \(1, 3, 3\) \(one per pixel\)"):
+        ConvolutionalRBM(W, torch.zeros(3, 3, dtype=D), b, (3, 3), 2)

@@ -170,3 +170,19 @@ def test_conv_dbn_bad_layers():
         # layer 2 over the 3 x 3 pooling maps with 2 x 2 filters: 2 x 2 detection, pool 3
         ConvDBN((8, 8), [dict(n_filters=3, filter_size=3, pool_size=2),
                          dict(n_filters=2, filter_size=2, pool_size=3)])
+
+
+def test_pixel_bias_starts_at_the_base_rates_and_fits():
+    x = _bars()
+    m = ConvRBM((4, 4), 2, 3, 2, pixel_bias=True, training="exact", seed=1).double()
+    assert m.visible_bias.shape == (1, 4, 4)
+    m.fit(x, num_steps=1, lr=1e-9, tol=None, seed=0, progress=False)
+    torch.testing.assert_close(m.visible_bias.detach().reshape(16), m.base_rate_logits,
+                               atol=1e-6, rtol=0)
+    g = GaussianConvRBM((4, 4), 2, 3, 2, pixel_bias=True).double()
+    xg = torch.randn(30, 16, generator=torch.Generator().manual_seed(0), dtype=D)
+    g.fit(xg, method="exact", num_steps=1, lr=1e-9, tol=None, seed=0, progress=False)
+    torch.testing.assert_close(g.visible_bias.detach().reshape(16), xg.mean(0), atol=1e-6,
+                               rtol=0)
+    with pytest.raises(TypeError, match="pixel_bias must be a bool"):
+        ConvRBM((4, 4), 2, 3, 2, pixel_bias=1)
