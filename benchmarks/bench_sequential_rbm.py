@@ -6,7 +6,7 @@ For each data set (bouncing-balls videos, chord sequences from ``pyrogen.dataset
 * ``RNNRBM`` (``--recurrent`` RNN units),
 * a per-frame ``BernoulliRBM`` on the same frames (no temporal model),
 
-all with ``--hidden`` hidden units, by Pyro SVI with CD-1 (per time step for the sequence models),
+all with ``--hidden`` hidden units, by Pyro SVI with CD-k (``--k``; per time step for the sequence models),
 Adam, the same number of steps, step size and frames per step. On held-out sequences it reports
 
 * the per-frame log-likelihood (nats/frame): exact (every log Z_t enumerated) when
@@ -49,13 +49,13 @@ def as_sequence_model(rbm: BernoulliRBM) -> ConditionalRBM:
 def run(name, train, test, args):
     n_seq, n_t, nv = train.shape
     print(f"\n## {name}: {n_seq} training / {test.shape[0]} test sequences of {n_t} frames, "
-          f"{nv} units; {args.steps} SVI steps of CD-1, lr {args.lr}, "
+          f"{nv} units; {args.steps} SVI steps of CD-{args.k}, lr {args.lr}, "
           f"{args.batch * n_t} frames per step, {args.hidden} hidden units")
     fits = {
         f"CRBM (n_delay={args.delays})": lambda: ConditionalRBM(
-            nv, args.hidden, n_delay=args.delays, seed=args.seed),
+            nv, args.hidden, n_delay=args.delays, k=args.k, seed=args.seed),
         f"RNN-RBM (n_u={args.recurrent})": lambda: RNNRBM(
-            nv, args.hidden, n_recurrent=args.recurrent, seed=args.seed),
+            nv, args.hidden, n_recurrent=args.recurrent, k=args.k, seed=args.seed),
     }
     rows = []
     for label, make in fits.items():
@@ -64,7 +64,7 @@ def run(name, train, test, args):
         m.fit(train, num_steps=args.steps, lr=args.lr, batch_size=args.batch, seed=args.seed,
               progress=False)
         rows.append((label, m, time.perf_counter() - t0))
-    rbm = BernoulliRBM(nv, args.hidden, training="cd", seed=args.seed)
+    rbm = BernoulliRBM(nv, args.hidden, training="cd", k=args.k, seed=args.seed)
     t0 = time.perf_counter()
     rbm.fit(train.reshape(-1, nv), num_steps=args.steps, lr=args.lr,
             batch_size=args.batch * n_t, seed=args.seed, progress=False, tol=None)
@@ -100,6 +100,7 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--batch", type=int, default=10, help="sequences per step")
     p.add_argument("--hidden", type=int, default=12)
+    p.add_argument("--k", type=int, default=1, help="Gibbs steps of CD-k (every model)")
     p.add_argument("--delays", type=int, default=2)
     p.add_argument("--recurrent", type=int, default=32)
     p.add_argument("--ais", action="store_true", help="AIS check of the CRBM's log-likelihood")
