@@ -6,7 +6,8 @@ For each data set (bouncing-balls videos, chord sequences from ``pyrogen.dataset
 * ``RNNRBM`` (``--recurrent`` RNN units),
 * a per-frame ``BernoulliRBM`` on the same frames (no temporal model),
 
-all with ``--hidden`` hidden units, by Pyro SVI with CD-k (``--k``; per time step for the sequence models),
+all with ``--hidden`` hidden units, by Pyro SVI with CD-k (``--k``; per time step for the sequence
+models),
 Adam, the same number of steps, step size and frames per step. On held-out sequences it reports
 
 * the per-frame log-likelihood (nats/frame): exact (every log Z_t enumerated) when
