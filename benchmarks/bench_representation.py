@@ -27,7 +27,7 @@ images, test error on the 10k test images, against a logistic regression on the 
 alone (the probe on raw pixels with the same labelled examples) -- several seeds.
 
 Results go to ``runs/representation/`` (JSON per sub-command; the probe reuses fitted codes
-cached there). Single-threaded (``torch.set_num_threads(1)``) unless ``--threads``.
+cached there). MNIST: ``$PYROGEN_DATA`` or ``../shared/data/binarized_mnist.npz``. Single-threaded (``torch.set_num_threads(1)``) unless ``--threads``.
 """
 
 from __future__ import annotations
@@ -59,9 +59,14 @@ def _digits():
     return grey.x, binary.x, grey.y
 
 
+DEFAULT_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared",
+                            "data", "binarized_mnist.npz")
+
+
 def _mnist(n_train, n_test):
-    tr = load_binarized_mnist(split="train", dtype=torch.float64, limit=n_train)
-    te = load_binarized_mnist(split="test", dtype=torch.float64, limit=n_test)
+    path = os.environ.get("PYROGEN_DATA", DEFAULT_DATA)
+    tr = load_binarized_mnist(path, split="train", dtype=torch.float64, limit=n_train)
+    te = load_binarized_mnist(path, split="test", dtype=torch.float64, limit=n_test)
     return tr.x, tr.y, te.x, te.y
 
 
