@@ -27,7 +27,8 @@ images, test error on the 10k test images, against a logistic regression on the 
 alone (the probe on raw pixels with the same labelled examples) -- several seeds.
 
 Results go to ``runs/representation/`` (JSON per sub-command; the probe reuses fitted codes
-cached there). MNIST: ``$PYROGEN_DATA`` or ``../shared/data/binarized_mnist.npz``. Single-threaded (``torch.set_num_threads(1)``) unless ``--threads``.
+cached there). MNIST: ``$PYROGEN_DATA`` or ``../shared/data/binarized_mnist.npz``.
+Single-threaded (``torch.set_num_threads(1)``) unless ``--threads``.
 """
 
 from __future__ import annotations
