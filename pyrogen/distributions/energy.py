@@ -153,11 +153,13 @@ class EnergyBasedDistribution(TorchDistribution):
         r""":math:`-F(x)`: shape ``broadcast(value.shape[:-event_dim], param_batch_shape)``."""
         raise NotImplementedError
 
-    def transition(self, x: torch.Tensor, num_steps: int = 1) -> torch.Tensor:
+    def transition(self, x: torch.Tensor, num_steps: int = 1, generator=None) -> torch.Tensor:
         """``num_steps`` MCMC transitions leaving this distribution invariant.
 
         ``x`` has shape ``(*sample, *param_batch_shape, *event_shape)`` (or any shape that
         broadcasts the parameters); the result has the same shape. Runs without gradient.
+        ``generator``: a ``torch.Generator`` for the random numbers (default the global one);
+        the annealing engine passes its chain-block generators here.
         """
         raise NotImplementedError
 
@@ -370,7 +372,7 @@ class BinaryEnergyBasedDistribution(EnergyBasedDistribution):
             logits = logits + torch.log(p) - torch.log1p(-p)
         return dist.Bernoulli(logits=logits).to_event(len(self.event_shape))
 
-    def transition(self, x, num_steps: int = 1):
+    def transition(self, x, num_steps: int = 1, generator=None):
         with torch.no_grad():
             x = x.clone()
             for _ in range(num_steps):
@@ -380,5 +382,5 @@ class BinaryEnergyBasedDistribution(EnergyBasedDistribution):
                     x0 = x.clone()
                     x0[..., i] = 0.0
                     logit = self.unnormalized_log_prob(x1) - self.unnormalized_log_prob(x0)
-                    x[..., i] = torch.bernoulli(torch.sigmoid(logit))
+                    x[..., i] = torch.bernoulli(torch.sigmoid(logit), generator=generator)
             return x

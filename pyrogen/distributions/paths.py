@@ -269,6 +269,15 @@ def _base_leaf(base):
     return d
 
 
+def _takes_generator(fn) -> bool:
+    import inspect
+
+    try:
+        return "generator" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
+
+
 def _is_boolean(support) -> bool:
     while isinstance(support, constraints.independent):
         support = support.base_constraint
@@ -294,7 +303,10 @@ class GeometricPath:
         ``x -> log f_1(x)`` for ``x`` of shape ``(num_chains, *batch_shape, *event_shape)``,
         returning ``(num_chains, *batch_shape)`` (e.g. ``-energy`` or ``-free_energy``).
     kernel : callable, optional
-        ``kernel(x, beta) -> x``: a user Markov kernel that leaves :math:`f_\beta` invariant
+        ``kernel(x, beta) -> x`` or ``kernel(x, beta, generator=None) -> x``: a user Markov
+        kernel that leaves :math:`f_\beta` invariant (with a ``generator`` parameter it gets the
+        engine's chain-block ``torch.Generator``, so its runs are reproducible and split over
+        processes like the engine's own kernels; without, it draws from the global RNG)
         (offered to the engine as ``transition``; it must be reversible for RAISE). Default:
         the engine picks single-site Gibbs (``num_sweeps`` sweeps) for binary events and
         random-walk Metropolis (``num_sweeps`` steps of scale ``step_size``) for real events
@@ -349,7 +361,10 @@ class GeometricPath:
             )
         if kernel is not None:
             self.user_kernel = kernel
-            self.transition = lambda x, beta, generator=None: kernel(x, beta)
+            if _takes_generator(kernel):  # the engine's chain-block generator reaches it
+                self.transition = kernel
+            else:
+                self.transition = lambda x, beta, generator=None: kernel(x, beta)
         self.batch_shape = base.batch_shape
         self.event_shape = base.event_shape
         leaf = _base_leaf(base)

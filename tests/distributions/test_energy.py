@@ -192,3 +192,15 @@ def test_expand_and_validation_for_user_energy():
     assert e.batch_shape == (4,) and e.sample((2,)).shape == (2, 4, 5)
     with pytest.raises(ValueError, match="support"):
         e.log_prob(torch.full((4, 5), 0.5, dtype=D))
+
+
+def test_binary_transition_takes_a_generator():
+    """The default single-site Gibbs move draws from the generator it is given (the annealing
+    engine's chain-block generators), not from the global RNG."""
+    d = IsingChain(torch.tensor(0.7, dtype=D), torch.tensor(0.1, dtype=D), 5)
+    x = torch.zeros(64, 5, dtype=D)
+    a = d.transition(x, 3, generator=torch.Generator().manual_seed(4))
+    torch.manual_seed(99)
+    b = d.transition(x, 3, generator=torch.Generator().manual_seed(4))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, d.transition(x, 3, generator=torch.Generator().manual_seed(5)))
