@@ -605,3 +605,72 @@ def covariance_mixture(
         "directions": u.tolist(),
     }
     return Dataset(x.to(dtype), y, info)
+
+
+#: the default shifts of :func:`shifted_digit_pairs`: (rows, columns) one pixel down, up,
+#: right, left
+DIGIT_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))
+
+
+def shifted_digit_pairs(
+    n: int,
+    *,
+    shifts=DIGIT_SHIFTS,
+    seed: int = 0,
+    dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r"""Pairs (digit, shifted digit) for gated Boltzmann machines (book §20.8).
+
+    Draws ``n`` of scikit-learn's 8x8 digits (threshold-binarized, :func:`load_digits`)
+    uniformly with replacement and, for each, one shift :math:`(d_r, d_c)` of ``shifts``
+    uniformly; the second image is the first translated by :math:`d_r` rows and :math:`d_c`
+    columns, with zeros shifted in (no wrap-around).
+
+    Parameters
+    ----------
+    n : int
+        Number of pairs (at least 1).
+    shifts : sequence of (int, int)
+        Candidate translations, each component in ``[-7, 7]``.
+    seed : int
+        Seed of the choices (the pairs are a deterministic function of the arguments).
+    dtype : torch.dtype, optional
+        Defaults to ``torch.get_default_dtype()``.
+
+    Returns
+    -------
+    x, y : torch.Tensor, shape ``(n, 64)``
+        The digits and their shifted copies (0/1, row-major 8x8).
+    shift : torch.Tensor, shape ``(n,)``, int64
+        Index into ``shifts`` of each pair's translation.
+    """
+    n = check_int(n, "n", low=1)
+    seed = check_int(seed, "seed", low=0)
+    try:
+        shifts = [(int(a), int(b)) for a, b in shifts]
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"shifts must be a sequence of (rows, columns) integer pairs. Got {shifts!r} instead."
+        ) from e
+    if not shifts or any(abs(a) > 7 or abs(b) > 7 for a, b in shifts):
+        raise ValueError(
+            f"shifts must be a non-empty sequence of pairs with components in [-7, 7]. Got "
+            f"{shifts!r} instead."
+        )
+    images = load_digits(binarize="threshold", dtype=torch.float64).x.numpy().reshape(-1, 8, 8)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, images.shape[0], size=n)
+    which = rng.integers(0, len(shifts), size=n)
+    x = images[idx]
+    y = np.zeros_like(x)
+    for i, (a, b) in enumerate(shifts):
+        sel = which == i
+        src = x[sel][:, max(0, -a) : 8 - max(0, a), max(0, -b) : 8 - max(0, b)]
+        y[np.flatnonzero(sel)[:, None, None], np.arange(max(0, a), 8 - max(0, -a))[:, None],
+          np.arange(max(0, b), 8 - max(0, -b))[None, :]] = src
+    dtype = dtype or torch.get_default_dtype()
+    return (
+        torch.as_tensor(x.reshape(n, 64), dtype=dtype),
+        torch.as_tensor(y.reshape(n, 64), dtype=dtype),
+        torch.as_tensor(which, dtype=torch.int64),
+    )

@@ -62,3 +62,27 @@ def test_polyphonic_bad_arguments():
         datasets.polyphonic_chords(2, 3, noise=0.5)
     with pytest.raises(TypeError, match="n_sequences"):
         datasets.polyphonic_chords(2.5, 3)
+
+
+def test_shifted_digit_pairs_are_translations():
+    x, y, which = datasets.shifted_digit_pairs(50, seed=3)
+    assert x.shape == y.shape == (50, 64) and which.shape == (50,)
+    for i in range(50):
+        a, b = datasets.DIGIT_SHIFTS[int(which[i])]
+        img = x[i].reshape(8, 8)
+        want = torch.roll(img, (a, b), (0, 1))
+        if a > 0:
+            want[:a] = 0
+        if a < 0:
+            want[a:] = 0
+        if b > 0:
+            want[:, :b] = 0
+        if b < 0:
+            want[:, b:] = 0
+        assert torch.equal(y[i].reshape(8, 8), want)
+    x2, y2, w2 = datasets.shifted_digit_pairs(50, seed=3)
+    assert torch.equal(x, x2) and torch.equal(y, y2) and torch.equal(which, w2)
+    with pytest.raises(ValueError, match="shifts"):
+        datasets.shifted_digit_pairs(5, shifts=[(9, 0)])
+    with pytest.raises(TypeError, match="shifts"):
+        datasets.shifted_digit_pairs(5, shifts=["ab"])
