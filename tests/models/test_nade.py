@@ -129,3 +129,51 @@ def test_nade_guide_trained_by_rws_approaches_the_exact_log_likelihood():
     with torch.no_grad():
         fgap = elbo_gap(sbn.recognition_log_prob(x.unsqueeze(0), [cfg]))
     assert gap1 < fgap, (gap1, fgap)
+
+
+@pytest.mark.slow
+def test_nade_guide_trained_by_svi_elbo_approaches_the_exact_log_likelihood():
+    """The same fixed SBN, the guide trained by plain SVI instead: ``TraceGraph_ELBO`` (score
+    function with Rao-Blackwellization, 10 vectorized particles), 200 Adam steps (lr 0.03) on
+    the guide's parameters only. Measured (seed 1): exact ELBO gap 3.30 -> 0.069 nats with the
+    NADE guide against 3.29 -> 0.195 with the factorial guide; gap of the 10-particle IS
+    estimate 0.386 -> 0.001 (factorial 0.498 -> 0.036). Deterministic (fixed seeds, float64)."""
+    sbn, x = _frozen_sbn()
+    exact = sbn.exact_log_likelihood(x).detach()
+    cfg = enumerate_binary_states(5, dtype=DT).unsqueeze(1)
+    with torch.no_grad():
+        log_joint = sbn.log_joint(x.unsqueeze(0), [cfg])
+
+    def elbo_gap(lq):
+        return float((exact - (lq.exp() * (log_joint - lq)).sum(0)).mean())
+
+    def is_gap(guide):
+        with torch.no_grad():
+            ll = importance_log_likelihood(sbn.model, guide, x, num_particles=10,
+                                           max_plate_nesting=1)
+        return float((exact - ll.values).mean())
+
+    gaps = {}
+    nade = NADEGuide(sbn, 16)
+    for name, guide, params, lq in (
+        ("nade", nade, list(nade.parameters()),
+         lambda: nade.log_prob(x.unsqueeze(0), [cfg])),
+        ("factorial", sbn.guide, list(sbn.rec.parameters()),
+         lambda: sbn.recognition_log_prob(x.unsqueeze(0), [cfg])),
+    ):
+        pyro.set_rng_seed(1)
+        with torch.no_grad():
+            g0 = elbo_gap(lq())
+        i0 = is_gap(guide)
+        loss = pyro.infer.TraceGraph_ELBO(num_particles=10, vectorize_particles=True,
+                                          max_plate_nesting=1)
+        opt = torch.optim.Adam(params, lr=0.03)
+        for _ in range(200):
+            opt.zero_grad()
+            loss.loss_and_grads(sbn.model, guide, x)
+            opt.step()  # only the guide's parameters: the SBN stays fixed
+        with torch.no_grad():
+            gaps[name] = (g0, elbo_gap(lq()), i0, is_gap(guide))
+    g0, g1, i0, i1 = gaps["nade"]
+    assert g1 < 0.05 * g0 and abs(i1) < 0.1 * i0, gaps
+    assert g1 < 0.5 * gaps["factorial"][1], gaps
