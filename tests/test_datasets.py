@@ -129,3 +129,44 @@ def test_shared_fixed_binarized_mnist(mnist_path):
     assert ds.x.shape == (50000, 784)
     assert abs(float(ds.x.mean()) - 0.13056) < 1e-4
     assert datasets.load_binarized_mnist(mnist_path, split="test").x.shape == (10000, 784)
+
+
+# -- natural-image patches and the covariance mixture (issue 18, book §20.5.2) ---------------
+def test_image_patches_are_deterministic_whitened_and_split():
+    tr = datasets.load_image_patches(4, 3000, seed=0, dtype=torch.float64)
+    again = datasets.load_image_patches(4, 3000, seed=0, dtype=torch.float64)
+    assert torch.equal(tr.x, again.x) and tr.x.shape == (3000, 16)
+    assert tr.image_shape == (4, 4) and tr.info["whiten"] == "zca"
+    # ZCA with training statistics and almost no regularization: covariance close to identity
+    x = datasets.load_image_patches(4, 3000, seed=0, eps=1e-6, dtype=torch.float64).x
+    cov = torch.cov(x.T)
+    off = cov - torch.diag(cov.diagonal())
+    assert off.abs().mean() < 0.05 and 0.85 < float(cov.diagonal().mean()) < 1.15
+    te = datasets.load_image_patches(4, 100, split="test", seed=0, dtype=torch.float64)
+    assert te.info["split"] == "test" and not torch.equal(te.x[:5], tr.x[:5])
+    raw = datasets.load_image_patches(4, 10, whiten=None, dequantize=False)
+    assert raw.info["whitening_log_det"] == 0.0
+
+
+def test_image_patches_bad_arguments():
+    with pytest.raises(ValueError, match="size must be an int in the range"):
+        datasets.load_image_patches(1)
+    with pytest.raises(ValueError, match="whiten must be one of"):
+        datasets.load_image_patches(whiten="pca-ish")
+    with pytest.raises(ValueError, match="eps"):
+        datasets.load_image_patches(eps=0.0)
+    with pytest.raises(TypeError, match="dequantize"):
+        datasets.load_image_patches(dequantize=1)
+
+
+def test_covariance_mixture_has_the_stated_covariances():
+    ds = datasets.covariance_mixture(20000, n_features=3, n_components=2, scale_along=1.0,
+                                     scale_across=0.3, seed=0, dtype=torch.float64)
+    u = torch.tensor(ds.info["directions"], dtype=torch.float64)
+    for k in range(2):
+        xk = ds.x[ds.y == k]
+        cov = xk.T @ xk / xk.shape[0]
+        want = 0.09 * torch.eye(3, dtype=torch.float64) + 0.91 * u[:, k : k + 1] @ u[:, k : k + 1].T
+        assert (cov - want).abs().max() < 0.04
+    with pytest.raises(ValueError, match="n_components"):
+        datasets.covariance_mixture(10, n_features=2, n_components=3)
