@@ -114,6 +114,7 @@ from .layerwise import (
     random_mlp,
     train_classifier,
 )
+from .optim import JointOptim
 from .refine import AmortizationGap, RefinedGuide, amortization_gap, refine
 from .rws import ReweightedWakeSleep
 from .score_function import (
@@ -126,6 +127,7 @@ from .score_function import (
 from .wake_sleep import WakeSleep, sleep_phase_loss
 
 __all__ = [
+    "JointOptim",
     # importance weighting and importance-sampled evaluation
     "ImportanceWeights",
     "per_example_log_weights",

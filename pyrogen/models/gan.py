@@ -55,6 +55,7 @@ from .._validation import check_binary, check_choice, check_float, check_int, ch
 from ..evaluation import LogLikelihood
 from ..infer.adversarial import ADVERSARIAL_LOSSES, AdversarialTrainer, MomentMatching
 from ..infer.annealing.decoder import ais_log_likelihood
+from ..infer.optim import JointOptim
 from .base import FitHistory, GenerativeModel, register_model
 
 __all__ = ["GAN", "make_generator", "make_discriminator", "OBSERVATIONS", "ARCHITECTURES"]
@@ -476,11 +477,15 @@ class GAN(GenerativeModel):
             max_seconds = check_float(max_seconds, "max_seconds", 0.0, None, "oc")
         betas = tuple(float(b) for b in betas)
         self._begin_fit(seed, data_info)
-        opt = pyro.optim.Adam({"lr": lr, "betas": betas})
+        # one multi-tensor Adam per network (pyrogen.infer.JointOptim): the same updates as
+        # pyro.optim.Adam, without one optimizer call per parameter tensor every step
+        opt = JointOptim(torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas,
+                                          foreach=True))
         if method == "adversarial":
             trainer = AdversarialTrainer(
                 self.model, self.discriminator, opt, loss,
-                disc_optim=pyro.optim.Adam({"lr": disc_lr, "betas": betas}),
+                disc_optim=JointOptim(torch.optim.Adam(self.discriminator.parameters(),
+                                                       lr=disc_lr, betas=betas, foreach=True)),
                 num_disc_steps=num_disc_steps, site="x",
                 condition_on=("y",) if self.n_classes else (),
                 label_smoothing=label_smoothing, clip_value=clip_value, gp_weight=gp_weight,
