@@ -1,0 +1,78 @@
+"""How close does a trained DAE's Markov chain get to the data distribution? (issue 17)
+
+Bengio et al. (2013): if the reconstruction distribution P(x | x~) is the true posterior, the
+chain x -> x~ -> x has the data distribution as its stationary distribution. On tiny binary
+problems (2 and 3 bits) everything is exact: the data set has an empirical distribution equal to
+p (rows in exact proportion), the chain's transition matrix is enumerated
+(``DenoisingAutoencoder.transition_matrix``) and its stationary distribution solved
+(``stationary_distribution``). Printed per configuration: the expected reconstruction loss of
+the fitted model and of the true posterior (its optimum), the largest error of P(x | x~), and the
+total-variation distance between the chain's stationary distribution and p. No timing: this is
+an accuracy table.
+
+Usage::
+
+    python benchmarks/bench_gsn.py            # the table in benchmarks/README.md
+    python benchmarks/bench_gsn.py --quick    # smoke test
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    import pyrogen  # noqa: F401
+except ImportError:  # running from a source checkout without installing
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import torch
+from harness import bench_parser, header
+
+from pyrogen.models import DenoisingAutoencoder
+from pyrogen.models.gsn import _all_binary_states, stationary_distribution
+
+P = {
+    2: torch.tensor([0.45, 0.05, 0.15, 0.35], dtype=torch.float64),
+    3: torch.tensor([0.30, 0.02, 0.05, 0.13, 0.04, 0.16, 0.08, 0.22], dtype=torch.float64),
+}
+
+
+def run(d, reconstruction, steps, noise, hidden=16):
+    p = P[d]
+    x = _all_binary_states(d, torch.float64).repeat_interleave((p * 1000).round().long(), 0)
+    m = DenoisingAutoencoder(d, (hidden,), noise=noise, reconstruction=reconstruction,
+                             seed=0).double()
+    m.fit(x, num_steps=steps, lr=1e-2, tol=None, seed=0, progress=False)
+    c, r = m.corruption_matrix(), m.reconstruction_matrix()
+    r_true = p[None, :] * c.T
+    r_true = r_true / r_true.sum(1, keepdim=True)
+    joint = p[:, None] * c  # p(x) C(x~ | x)
+    loss_opt = float(-(joint * r_true.T.log()).sum())
+    loss = float(-(joint * r.T.log()).sum())
+    pi = stationary_distribution(m.transition_matrix())
+    tv = float(0.5 * (pi - p).abs().sum())
+    print(f"| {d} | {reconstruction} | {noise} | {steps} | {loss:.4f} | {loss_opt:.4f} | "
+          f"{float((r - r_true).abs().max()):.4f} | **{tv:.4f}** |", flush=True)
+
+
+def main(argv=None):
+    ap = bench_parser(__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--noise", type=float, nargs="+", default=[0.3])
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads or 1)
+    steps = 20 if args.quick else args.steps
+    print(header())
+    print("\n| bits | reconstruction | salt-and-pepper | Adam steps | E recon NLL (nats) | "
+          "optimum (true posterior) | max abs error of P(x|x~) | TV(stationary, p) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for noise in args.noise:
+        for d in (2, 3):
+            for rec in ("factorial", "autoregressive"):
+                run(d, rec, steps, noise)
+
+
+if __name__ == "__main__":
+    main()
