@@ -102,7 +102,7 @@ __all__ = ["DiffusionModel", "diffusion_schedule"]
 
 SCHEDULES = ("cosine", "linear")
 REVERSE_VARIANCES = ("learned", "beta", "posterior")
-LOSSES = ("closed_form", "analytic_kl", "elbo")
+LOSSES = ("closed_form", "analytic_kl", "elbo", "simple")
 _ACTIVATIONS = {"silu": nn.SiLU, "softplus": nn.Softplus, "tanh": nn.Tanh, "relu": nn.ReLU}
 #: offset s of the cosine schedule and its clip of beta (Nichol & Dhariwal 2021)
 _COSINE_S = 0.008
@@ -457,6 +457,26 @@ class DiffusionModel(GenerativeModel):
     def _empty_guide(self, x: torch.Tensor, num_data: int | None = None):
         pass
 
+    def _simple_model(self, x: torch.Tensor, num_data: int | None = None):
+        """Pyro model holding minus Ho et al.'s unweighted noise-prediction loss as a factor
+        (empty guide); **not a bound**."""
+        self._register()
+        with self._data_plate(x, num_data):
+            xt, noise, t_idx = self._noised(x)
+            err = ((noise - self._eps(xt, t_idx)) ** 2).sum(-1)  # (T, n)
+            pyro.factor("simple_loss", -err.sum(0))
+
+    def _noised(self, x0: torch.Tensor):
+        """``(x_t, eps, t)`` for every :math:`t = 1..T` (leading dim), :math:`x_t =
+        \\sqrt{\\bar\\alpha_t} x_0 + \\sqrt{1-\\bar\\alpha_t}\\,\\epsilon`, independent per t."""
+        t_max = self.num_timesteps
+        abar = self.alphas_cumprod.reshape(t_max, *([1] * x0.dim()))
+        noise = torch.randn((t_max, *x0.shape), dtype=x0.dtype, device=x0.device)
+        xt = torch.sqrt(abar) * x0 + torch.sqrt(1.0 - abar) * noise  # (T, ..., D), t = 1..T
+        t_idx = torch.arange(1, t_max + 1, device=x0.device)
+        t_idx = t_idx.reshape(t_max, *([1] * (x0.dim() - 1))).expand(xt.shape[:-1])
+        return xt, noise, t_idx
+
     # ------------------------------------------------------------------ the closed-form bound
     def _terms(self, x0: torch.Tensor) -> torch.Tensor:
         r"""One draw of the terms of the closed-form bound, shape ``(*x0.shape[:-1], T + 1)``:
@@ -464,11 +484,7 @@ class DiffusionModel(GenerativeModel):
         independent :math:`x_t \sim q(x_t \mid x_0)` for every term (differentiable in
         :math:`\theta`)."""
         t_max = self.num_timesteps
-        abar = self.alphas_cumprod.reshape(t_max, *([1] * x0.dim()))
-        noise = torch.randn((t_max, *x0.shape), dtype=x0.dtype, device=x0.device)
-        xt = torch.sqrt(abar) * x0 + torch.sqrt(1.0 - abar) * noise  # (T, ..., D), t = 1..T
-        t_idx = torch.arange(1, t_max + 1, device=x0.device).reshape(t_max, *([1] * (x0.dim() - 1)))
-        t_idx = t_idx.expand(xt.shape[:-1])
+        xt, _, t_idx = self._noised(x0)
         mean = self._reverse_mean(xt, t_idx)
         var = self.reverse_variances
         # L_0 = log N(x_0; mu_theta(x_1, 1), sigma_1^2 I)
@@ -525,11 +541,17 @@ class DiffusionModel(GenerativeModel):
         method : {"svi"}
         num_steps, lr, batch_size, tol, seed, progress, callback, data_info
             As in :meth:`GenerativeModel.fit <pyrogen.models.GenerativeModel.fit>`.
-        loss : {"closed_form", "analytic_kl", "elbo"} or pyro.infer.ELBO
+        loss : {"closed_form", "analytic_kl", "elbo", "simple"} or pyro.infer.ELBO
             The estimator of the bound (module docstring): ``"closed_form"`` (one batched
-            network pass per step; lowest variance), ``"analytic_kl"`` (``TraceMeanField_ELBO``
-            on ``model``/``posterior_guide``), ``"elbo"`` (``Trace_ELBO`` on ``model``/
-            ``guide``), or any Pyro ELBO instance, applied to ``model``/``guide``.
+            network pass per step), ``"analytic_kl"`` (``TraceMeanField_ELBO`` on
+            ``model``/``posterior_guide``), ``"elbo"`` (``Trace_ELBO`` on ``model``/``guide``),
+            or any Pyro ELBO instance, applied to ``model``/``guide``. ``"simple"`` is **not a
+            bound**: Ho et al.'s unweighted noise-prediction loss :math:`\sum_t \mathbb E
+            \lVert \epsilon - \epsilon_\theta(x_t, t)\rVert^2` per example [2] (the recorded
+            loss is that squared error, not nats), which weights the high-noise steps more
+            than the ELBO does and is known to give better samples; it does not train the
+            variances :math:`\sigma_t^2` (they keep their values, :math:`\beta_t` at
+            initialization). Evaluate with :meth:`elbo` / :meth:`log_likelihood` afterwards.
         """
         if method != "svi":
             raise ValueError(
@@ -544,6 +566,9 @@ class DiffusionModel(GenerativeModel):
             if loss == "closed_form":
                 model, guide = self._closed_form_model, self._empty_guide
                 elbo = pyro.infer.Trace_ELBO(max_plate_nesting=1)
+            elif loss == "simple":
+                model, guide = self._simple_model, self._empty_guide
+                elbo = pyro.infer.Trace_ELBO(max_plate_nesting=1)
             elif loss == "analytic_kl":
                 guide = self.posterior_guide
                 elbo = pyro.infer.TraceMeanField_ELBO(max_plate_nesting=1)
@@ -554,7 +579,10 @@ class DiffusionModel(GenerativeModel):
             seed=seed, progress=progress, callback=callback, data_info=data_info,
             model=model, guide=guide,
         )
-        hist.info["loss"] = f"negative ELBO per example ({name})"
+        hist.info["loss"] = (
+            "noise-prediction squared error per example (simple; not a bound)"
+            if loss == "simple" else f"negative ELBO per example ({name})"
+        )
         return hist
 
     # ------------------------------------------------------------------ evaluation

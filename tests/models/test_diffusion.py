@@ -324,3 +324,21 @@ def test_every_loss_fits(loss):
     assert all(math.isfinite(v) for v in hist.losses)
     hist = m.fit(x, num_steps=3, tol=None, progress=False, loss=pyro.infer.Trace_ELBO())
     assert "Trace_ELBO" in hist.info["loss"]
+
+
+def test_simple_loss_is_labelled_not_a_bound_and_keeps_variances():
+    """Ho et al.'s L_simple: the recorded loss is the squared error (labelled not a bound), the
+    variances get no gradient, and the factor is minus the per-example noise-prediction error."""
+    x = _mixture(60, 5)
+    m = DiffusionModel(1, num_timesteps=5, hidden_dims=(8,), seed=0).double()
+    v0 = m.reverse_variances.detach().clone()
+    hist = m.fit(x, num_steps=5, lr=1e-2, tol=None, progress=False, seed=0, loss="simple")
+    assert "not a bound" in hist.info["loss"]
+    torch.testing.assert_close(m.reverse_variances.detach(), v0)
+    pyro.set_rng_seed(3)
+    tr = poutine.trace(m._simple_model).get_trace(x)
+    pyro.set_rng_seed(3)
+    xt, noise, t = m._noised(x)
+    want = -((noise - m._eps(xt, t)) ** 2).sum(-1).sum(0)
+    torch.testing.assert_close(tr.nodes["simple_loss"]["fn"].log_factor, want)
+
