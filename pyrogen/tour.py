@@ -33,7 +33,7 @@ from .report_html import software_versions, write_report
 STEP_MODULES: list[str] = [
     "factor", "ica", "sfa", "sparse_coding", "rbm", "conv_rbm", "sequential_rbm", "dbm",
     "dbn", "vae",
-    "ssvae", "sbn", "nade", "gan", "gsn", "diffusion"
+    "ssvae", "sbn", "nade", "gan", "gsn", "diffusion", "covariance_rbm"
 ]
 
 
