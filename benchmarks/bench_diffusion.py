@@ -42,6 +42,12 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--chunk", type=int, default=250, help="SVI steps between reports")
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--loss", default="closed_form", choices=["closed_form", "simple"],
+                   help="training loss of the first --steps steps")
+    p.add_argument("--elbo-steps", type=int, default=0,
+                   help="then this many steps on the closed-form ELBO (fine-tuning the "
+                        "variances and the mean for the bound)")
+    p.add_argument("--elbo-lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--particles", type=int, default=1000, help="IS particles per point")
     p.add_argument("--std", type=float, default=0.05)
@@ -70,18 +76,23 @@ def main(argv=None):
         model.data_info = {"steps_done": 0, "fit_seconds": 0.0}
     if a.out:
         os.makedirs(a.out, exist_ok=True)
-    while model.data_info["steps_done"] < a.steps:
-        k = min(a.chunk, a.steps - model.data_info["steps_done"])
+    total = a.steps + a.elbo_steps
+    while model.data_info["steps_done"] < total:
+        done = model.data_info["steps_done"]
+        first = done < a.steps
+        k = min(a.chunk, (a.steps if first else total) - done)
         t0 = time.perf_counter()
-        model.fit(x, num_steps=k, lr=a.lr, batch_size=a.batch_size, tol=None, progress=False,
-                  seed=a.seed + model.data_info["steps_done"])
+        model.fit(x, num_steps=k, lr=a.lr if first else a.elbo_lr, batch_size=a.batch_size,
+                  tol=None, progress=False, seed=a.seed + done,
+                  loss=a.loss if first else "closed_form")
         info = dict(model.data_info)
         info["fit_seconds"] += time.perf_counter() - t0
         info["steps_done"] += k
         model.data_info = info
         e = model.elbo(xt, num_particles=20)
-        print(f"step {info['steps_done']:6d}  fit {info['fit_seconds']:8.1f}s  held-out ELBO "
-              f"{e.mean():.4f} ± {e.mean_stderr():.4f}", flush=True)
+        phase = a.loss if first else "closed_form"
+        print(f"step {info['steps_done']:6d} ({phase})  fit {info['fit_seconds']:8.1f}s  "
+              f"held-out ELBO {e.mean():.4f} ± {e.mean_stderr():.4f}", flush=True)
         if ckpt:
             model.save(ckpt)
     t0 = time.perf_counter()
@@ -93,8 +104,9 @@ def main(argv=None):
     fd = frechet_distance(s[:n_test], xt)
     x_ref, _, _ = ring_of_gaussians(n_test, 8, 1.0, a.std, seed=a.seed + 2)
     fd_floor = frechet_distance(x_ref, xt)
-    print(f"T={model.num_timesteps}, hidden {a.hidden}x2, {model.data_info['steps_done']} steps "
-          f"(batch {a.batch_size}, lr {a.lr}) in {model.data_info['fit_seconds']:.1f}s")
+    print(f"T={model.num_timesteps}, hidden {a.hidden}x2, {a.steps} steps loss={a.loss} (lr "
+          f"{a.lr}) + {a.elbo_steps} closed-form ELBO steps (lr {a.elbo_lr}), batch "
+          f"{a.batch_size}, in {model.data_info['fit_seconds']:.1f}s")
     print(f"held-out ELBO        {e.mean():.4f} ± {e.mean_stderr():.4f}  [elbo, lower bound]")
     print(f"held-out IS estimate {ll.mean():.4f} ± {ll.mean_stderr():.4f}  [is_estimate, "
           f"stochastic lower bound; K={a.particles}, mean ESS {ll.info['mean_ess']:.1f}, "
