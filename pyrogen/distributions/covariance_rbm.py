@@ -1,7 +1,8 @@
 r"""Undirected models of conditional covariance (book §20.5.2) as Pyro distributions.
 
-Three energy-based distributions over a real visible vector :math:`x \in \mathbb R^D` whose
-hidden units modulate the *covariance* of :math:`x`, not only its mean:
+Three energy-based distributions (book §20.5.2 [1]_) over a real visible vector
+:math:`x \in \mathbb R^D` whose hidden units modulate the *covariance* of :math:`x`, not only
+its mean:
 
 =========================  =====================================================================
 distribution               energy (book equation)
@@ -333,9 +334,13 @@ class MeanCovarianceRBM(_CovarianceEBM):
     kernel : callable, optional
         ``kernel(x, num_steps) -> x`` used by :meth:`transition` (default: exact block Gibbs
         with a Cholesky factor per chain; the models pass the engine's HMC on :math:`F`).
-    mcmc_steps, mcmc_init, validate_args :
-        As for :class:`~pyrogen.distributions.EnergyBasedDistribution`; sampling is exact
-        when :math:`J + K \le 16`.
+    mcmc_steps : int
+        MCMC transitions of :meth:`sample` when it is not exact (exact when
+        :math:`J + K \le 16`).
+    mcmc_init : torch.Tensor, optional
+        Initial state of those chains.
+    validate_args : bool, optional
+        Keyword-only.
 
     Notes
     -----
@@ -529,8 +534,11 @@ class MeanProductStudentT(_CovarianceEBM):
     visible_bias : torch.Tensor, shape ``(D,)``, optional
     normalizer : Normalizer
         Required in practice: ``AIS(...)``, ``PCD(...)`` or ``CD(...)`` (``Exact()`` raises).
-    kernel, mcmc_steps, mcmc_init, validate_args :
-        As for :class:`MeanCovarianceRBM` (sampling is always MCMC).
+
+    Notes
+    -----
+    ``kernel``, ``mcmc_steps``, ``mcmc_init`` and ``validate_args`` are those of
+    :class:`MeanCovarianceRBM`; sampling is always MCMC.
     """
 
     arg_constraints = {
@@ -711,10 +719,13 @@ class SpikeSlabRBM(_CovarianceEBM):
         Column :math:`i` is the diagonal of :math:`\Phi_i` (non-negative).
     visible_bias : torch.Tensor, shape ``(D,)``, optional
         :math:`a` (default zeros; the book's energy has none).
-    normalizer, kernel, mcmc_steps, mcmc_init, validate_args :
-        As for :class:`MeanCovarianceRBM`; sampling is exact when :math:`N \le 16`, block Gibbs
-        :math:`h \mid x`, :math:`s \mid x, h`, :math:`x \mid s, h` (diagonal Gaussian)
-        otherwise.
+
+    Notes
+    -----
+    ``normalizer``, ``kernel``, ``mcmc_steps``, ``mcmc_init`` and ``validate_args`` are those of
+    :class:`MeanCovarianceRBM`; sampling is exact when :math:`N \le 16`, block Gibbs
+    :math:`h \mid x`, :math:`s \mid x, h`, :math:`x \mid s, h` (diagonal Gaussian)
+    otherwise.
     """
 
     arg_constraints = {

@@ -406,11 +406,13 @@ class MeanProductStudentT(_CovarianceModel):
 
     Parameters
     ----------
-    n_features, n_mean, n_cov, training, k, num_chains, sampler, hmc_step_size,
-    hmc_num_leapfrog, init_scale, ais_num_chains, ais_num_betas, sample_steps, seed :
-        As for :class:`MeanCovarianceRBM` (``sampler`` default ``"gibbs"``).
     gamma_init : float
         Initial :math:`\gamma_k` (positive).
+
+    Notes
+    -----
+    The other arguments are those of :class:`MeanCovarianceRBM` (without ``cov_bias_init`` and
+    ``exact_max_units``); ``sampler`` defaults to ``"gibbs"``.
     """
 
     def __init__(self, n_features: int, n_mean: int = 16, n_cov: int = 16, *,
@@ -482,10 +484,12 @@ class SpikeSlabRBM(_CovarianceModel):
         Spike/slab pairs :math:`N`.
     safe_phi : bool
         See above.
-    training, k, num_chains, sampler, hmc_step_size, hmc_num_leapfrog, init_scale,
-    exact_max_units, ais_num_chains, ais_num_betas, sample_steps, seed :
-        As for :class:`MeanCovarianceRBM` (``sampler`` default ``"gibbs"``: no matrix
-        inversion; ``log_likelihood`` exact up to ``exact_max_units`` spikes).
+
+    Notes
+    -----
+    The other arguments are those of :class:`MeanCovarianceRBM` (without ``cov_bias_init``);
+    ``sampler`` defaults to ``"gibbs"`` (no matrix inversion) and ``log_likelihood`` is exact
+    up to ``exact_max_units`` spikes.
     """
 
     def __init__(self, n_features: int, n_hidden: int = 32, *, safe_phi: bool = True,
