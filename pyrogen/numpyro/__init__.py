@@ -44,6 +44,8 @@ Contents
   :func:`sample_stats`, :class:`SufficientStatisticsNUTS` (the FA / PPCA NUTS target from
   :func:`gaussian_sufficient_statistics`, :math:`O(D^2 K)` per gradient whatever :math:`n`;
   :func:`run_nuts` uses it by default, ``sufficient_stats=False`` turns it off).
+* Several devices (:mod:`pyrogen.numpyro.sharding`): :func:`shard_rows` splits the data's
+  rows over JAX devices for a data-sharded log-density (large ``n``).
 * Identifiability (:mod:`pyrogen.numpyro.align`): :func:`procrustes_align`,
   :func:`reference_W`, :func:`factor_summaries` (FA/PPCA: rotations);
   :func:`signed_permutation_align`, :func:`apply_signed_permutation` (ICA, sparse coding).
@@ -74,6 +76,7 @@ from .models import (
     bayesian_sparse_coding,
     gaussian_sufficient_statistics,
 )
+from .sharding import shard_rows
 
 __all__ = [
     "bayesian_fa",
@@ -86,6 +89,7 @@ __all__ = [
     "gaussian_sufficient_statistics",
     "LowRankGaussianSufficientStatistics",
     "setup_host_devices",
+    "shard_rows",
     "sample_stats",
     "ParallelChainsWarning",
     "CHAIN_METHODS",
