@@ -10,6 +10,7 @@ from .drbm import DiscriminativeRBM
 from .diffusion import DiffusionModel
 from .factor import PPCA, FactorAnalysis
 from .gan import GAN
+from .gated_rbm import GatedRBM
 from .gsn import GSN, DenoisingAutoencoder
 from .ica import ICA
 from .nade import NADEGuide, NADEModel
@@ -56,6 +57,7 @@ __all__ = [
     "SpikeSlabRBM",
     "ConditionalRBM",
     "RNNRBM",
+    "GatedRBM",
     "DBM",
     "DBN",
     "DiffusionModel",

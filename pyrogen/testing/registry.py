@@ -295,6 +295,17 @@ def _specs() -> list[ModelSpec]:
         specs.append(
             ModelSpec(_name, _make, _binary_data(_nf, n=20), {"num_steps": 5}, support="binary")
         )
+    # factored gated RBM (pyrogen/models/gated_rbm.py): rows [x, y]; log_likelihood is the
+    # conditional log P(y | x), exact when small, else AIS per input
+    specs.append(
+        ModelSpec("GatedRBM", lambda: m.GatedRBM(4, 4, 3, 5, sample_steps=5).double(),
+                  _binary_data(8), {"num_steps": 5}, support="binary")
+    )
+    specs.append(
+        ModelSpec("GatedRBM-ais", lambda: m.GatedRBM(
+            3, 17, 17, 4, sample_steps=3, ais_num_chains=8, ais_num_betas=20).double(),
+            _binary_data(20), {"num_steps": 3, "batch_size": 20}, support="binary")
+    )
     # deep Boltzmann machines (pyrogen/models/dbm.py): exact when small, otherwise AIS log Z on
     # the DBM path + mean-field bound of log p~(v) (kind "ais_mean_field")
     specs.append(
