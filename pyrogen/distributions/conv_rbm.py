@@ -1,5 +1,5 @@
-r"""Convolutional RBMs with probabilistic max pooling (book §20.6; Lee et al. 2009) as Pyro
-distributions over images.
+r"""Convolutional RBMs with probabilistic max pooling (book §20.6 [2]_; Lee et al. 2009 [1]_)
+as Pyro distributions over images.
 
 A convolutional RBM has :math:`K` filters :math:`W^k` of shape ``(C, f_h, f_w)`` shared over
 every position of a ``(C, H, W)`` image :math:`v`, one bias :math:`b_k` per filter (the hidden
@@ -54,7 +54,7 @@ dimensions that share it, as a ``pyro.plate`` does).
 Log-normalizer. ``Exact`` enumerates the smaller side: the :math:`2^{CHW}` binary images, or the
 :math:`(P^2+1)^{K \cdot \#\text{blocks}}` hidden configurations (Gaussian visibles integrate out
 in closed form); ``AIS`` runs along :class:`ConvRBMPath` (the base-rate path of Salakhutdinov &
-Murray 2008 with the hidden inputs scaled by :math:`\beta`; the pooling blocks stay exactly
+Murray 2008 [3]_ with the hidden inputs scaled by :math:`\beta`; the pooling blocks stay exactly
 summable at every temperature) or :class:`GaussianConvRBMPath`.
 
 References

@@ -1,5 +1,5 @@
-r"""Convolutional RBMs with probabilistic max pooling (book §20.6; Lee et al. 2009) following the
-model protocol, and a two-layer convolutional DBN stacked greedily.
+r"""Convolutional RBMs with probabilistic max pooling (book §20.6; Lee et al. 2009 [1]_)
+following the model protocol, and a two-layer convolutional DBN stacked greedily.
 
 :class:`ConvRBM` (binary pixels) and :class:`GaussianConvRBM` (real pixels) are PyroModules over
 the :class:`~pyrogen.distributions.ConvolutionalRBM` /
@@ -17,7 +17,8 @@ Data are images flattened in ``(C, H, W)`` order: ``x`` has shape ``(n, C*H*W)``
 ``log_likelihood`` is exact when the smaller of the visible side (:math:`2^{CHW}` images) and the
 hidden side (:math:`(P^2+1)^{\#\text{blocks}}` configurations) has at most
 :math:`2^{\text{exact\_max\_units}}` states; otherwise an AIS estimate on
-:class:`~pyrogen.distributions.conv_rbm.ConvRBMPath` with its standard error.
+:class:`~pyrogen.distributions.conv_rbm.ConvRBMPath` (the base-rate path of Salakhutdinov &
+Murray [2]_) with its standard error.
 
 :class:`ConvDBN` stacks two convolutional RBMs with :func:`pyrogen.infer.layerwise.
 greedy_layerwise`: the second is fitted to the first's pooling-unit probabilities (a
