@@ -69,6 +69,12 @@ def run(out: str) -> None:
     r = ais(path, 50, 200, seed=7, chain_block_size=16, warn=False)
     res["ais_log_weights"] = r.log_weights
     res["ais_log_z"] = r.log_z
+    # (3b) distributed RAISE: chunks of data points over ranks
+    from pyrogen.infer.annealing import reverse_ais
+
+    v = (torch.rand(9, 12, generator=gw) < 0.5).float()
+    rr = reverse_ais(path, v, 20, 5, chunk_size=2, seed=5)
+    res["raise_log_weights"] = rr.log_weights
 
     # (4) distributed importance sampling: batches of images over ranks, keyed RNG
     def model(xb):

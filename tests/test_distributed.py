@@ -65,6 +65,7 @@ def test_torchrun_two_processes_equal_one(tmp_path):
     assert idx.shape == (2, 5) and len(set(idx.reshape(-1).tolist())) == 10
     assert torch.equal(two["ais_log_weights"], one["ais_log_weights"])
     assert torch.equal(two["ais_log_z"], one["ais_log_z"])
+    assert torch.equal(two["raise_log_weights"], one["raise_log_weights"])
     assert torch.equal(two["is_values"], one["is_values"])
     assert torch.equal(two["is_stderr"], one["is_stderr"])
 

@@ -616,7 +616,8 @@ class BernoulliRBM(_RBMModel):
         x = self._check_eval_x(x)
         num_chains = check_int(num_chains, "num_chains", low=2)
         num_betas = num_betas or self.config["ais_num_betas"]
-        g = None if seed is None else torch.Generator().manual_seed(check_int(seed, "seed", 0))
+        g = None if seed is None else torch.Generator(device=self.device).manual_seed(
+            check_int(seed, "seed", 0))
         with torch.no_grad():
             path = self.distribution(Exact()).annealing_path(base=self.base_rate_logits)
             res = reverse_ais(path, x, num_betas, num_chains, generator=g)

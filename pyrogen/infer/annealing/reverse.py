@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import torch
 
+from ... import distributed as _dist
 from ..._random import derived_seed
 from ..._validation import check_int
 from ...evaluation import log_mean_exp
@@ -99,7 +100,11 @@ def reverse_ais(
         order), else the kernel itself, which must then be reversible.
     seed : int, optional
         Seeds chain-block generators (:class:`~pyrogen._random.ChainRNG`), one per chunk of
-        data points (derived from ``(seed, first row of the chunk)``).
+        data points (derived from ``(seed, first row of the chunk)``). Under a
+        ``torch.distributed`` process group of more than one process (and no ``generator``)
+        the chunks are split over the ranks and gathered in order on every rank: bitwise
+        identical to one process with the same seed (drawn on rank 0 when ``None``); set
+        ``chunk_size`` so that there are several chunks.
 
     Returns
     -------
@@ -138,7 +143,12 @@ def reverse_ais(
     rev_betas = betas[::-1]
     log_z0 = path.log_z0.detach().double()
     out = []
-    for start in range(0, n, chunk_size):
+    starts = range(0, n, chunk_size)
+    world = _dist.world_size() if generator is None else 1
+    if world > 1:  # chunks of data points over the ranks, keyed by the chunk's first row
+        seed = _dist.agreed_seed(seed)
+        starts = [starts[i] for i in _dist.block_range(len(starts))]
+    for start in starts:
         chunk = data[start : start + chunk_size]
         nc = chunk.shape[0]
         x = chunk.unsqueeze(0).expand(num_chains, *chunk.shape).reshape(-1, *chunk.shape[1:])
@@ -165,6 +175,9 @@ def reverse_ais(
             _check_increment(inc, b_lo, k, len(rev_betas))
             log_w = log_w + inc.double()
         out.append(log_w.reshape(num_chains, nc, *log_w.shape[1:]))
+    if world > 1:  # gathered in chunk order on every rank: bitwise equal to one process
+        parts = _dist.gather_in_order(torch.cat(out, dim=1).cpu() if out else None)
+        out = [p.to(data.device) for p in parts if p is not None]
     log_w = torch.cat(out, dim=1)
     stats = log_mean_exp(log_w.double(), dim=0)
     log_mean, se, ess = stats.value, stats.stderr, stats.ess
