@@ -62,6 +62,12 @@ at :math:`\beta_t`) or fixed to :math:`\beta_t` or to the posterior variance :ma
   one batch (:meth:`DiffusionModel.elbo_terms`); trained as SVI on a Pyro model holding that
   per-example bound as a ``pyro.factor`` with an empty guide.
 
+``"simple"`` is Ho et al.'s unweighted noise-prediction loss [2], **not a bound** (labelled so
+in the history). Trained from scratch on the ELBO alone, a small model stays near its
+:math:`\mathcal N(0, I)` start for thousands of steps on a ring of Gaussians; a few thousand
+``"simple"`` steps first find the modes, and the ELBO then trains the variances and tightens
+the bound (``benchmarks/README.md``, "Diffusion inversion").
+
 ``log_likelihood`` is the importance-sampled estimate with the forward chain as proposal (kind
 ``"is_estimate"``: a stochastic lower bound on :math:`\log p_\theta(x_0)` in expectation, at least
 the ELBO, converging as the number of particles grows; in many dimensions and many steps the
