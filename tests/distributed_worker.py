@@ -39,6 +39,9 @@ def run(out: str) -> None:
            callback=lambda i, v: losses.append(v))
     res["fit_losses"] = torch.tensor(losses)
     res["fit_params"] = {k: v.detach().clone() for k, v in fa.state_dict().items()}
+    saved = os.path.join(os.path.dirname(os.path.abspath(out)), f"fa_{world}.pt")
+    fa.save(saved)  # every rank calls it; rank 0 writes, all wait at a barrier
+    res["saved_exists_on_every_rank"] = all(pd.gather_in_order(os.path.exists(saved)))
     # (1b) minibatches: global batch 12 of 37 rows (3 epochs), per-rank 6
     fa2 = FactorAnalysis(5, 2, seed=0).double()
     fa2.fit(x, method="svi", num_steps=9, lr=0.05, batch_size=12, tol=None, seed=0,

@@ -57,6 +57,10 @@ def test_torchrun_two_processes_equal_one(tmp_path):
     torch.testing.assert_close(two["fit_losses"], one["fit_losses"], atol=1e-6, rtol=0)
     for k, v in one["fit_params"].items():
         torch.testing.assert_close(two["fit_params"][k], v, atol=1e-6, rtol=0)
+    assert two["saved_exists_on_every_rank"]
+    saved = FactorAnalysis.load(tmp_path / "fa_2.pt")
+    for k, v in two["fit_params"].items():
+        assert torch.equal(saved.state_dict()[k], v)
     ranks = two["mb_params_all_ranks"]
     assert torch.equal(ranks[0], ranks[1])  # gradients synchronized: same parameters
     assert torch.isfinite(ranks).all()
