@@ -1,6 +1,6 @@
 r"""RBMs for sequences (book §20.7): the conditional RBM and the RNN-RBM as Pyro models.
 
-Both models factor the probability of a binary sequence :math:`v_1, \dots, v_T`
+Both models (book §20.7 [3]_) factor the probability of a binary sequence :math:`v_1, \dots, v_T`
 (:math:`v_t \in \{0,1\}^{n_v}`) into per-step conditionals, each an RBM whose biases depend on
 the past:
 
@@ -553,11 +553,12 @@ class RNNRBM(_SequentialRBM):
         Visible units per frame and RBM hidden units.
     n_recurrent : int
         RNN units :math:`n_u`.
-    k, init_scale, exact_max_units, ais_num_chains, ais_num_betas, sample_steps,
-    refresh_every, seed :
+    k, init_scale, exact_max_units, ais_num_chains, ais_num_betas : optional
         As for :class:`ConditionalRBM` (``init_scale`` for :math:`W` and the RNN-to-RBM
-        weights; the RNN's own weights start at scale :math:`1/\sqrt{n_u}` and
+        weights; the RNN's own weights start at scale :math:`0.5/\sqrt{n_u}` and
         :math:`1/\sqrt{n_v}`).
+    sample_steps, refresh_every, seed : int
+        As for :class:`ConditionalRBM`.
 
     Notes
     -----
