@@ -117,8 +117,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     if args.quick:
-        args.size, args.n_train, args.n_test, args.hidden = 4, 500, 100, 4
-        args.steps, args.chains, args.ais_chains, args.ais_betas = 10, 20, 16, 30
+        args.size, args.n_train, args.n_test, args.hidden = 4, 300, 50, 4
+        args.steps, args.chains, args.ais_chains, args.ais_betas = 5, 10, 8, 20
         args.model, args.baselines = "all", True
     os.makedirs(args.out_dir, exist_ok=True)
     tr = load_image_patches(args.size, args.n_train, split="train", seed=args.seed)
