@@ -1,7 +1,8 @@
 r"""Factored third-order (gated) Boltzmann machine (Memisevic & Hinton 2010; book §20.8).
 
-A higher-order Boltzmann machine [2]_ with three-way interactions: a gated RBM models how an *output* image :math:`y \in \{0,1\}^{n_y}` relates to an *input*
-image :math:`x \in \{0,1\}^{n_x}` through binary "mapping" units :math:`h \in \{0,1\}^{n_h}`,
+A higher-order Boltzmann machine [2]_ with three-way interactions: a gated RBM models how an
+*output* image :math:`y \in \{0,1\}^{n_y}` relates to an *input* image
+:math:`x \in \{0,1\}^{n_x}` through binary "mapping" units :math:`h \in \{0,1\}^{n_h}`,
 with three-way interactions factored over :math:`F` factors:
 
 .. math::
