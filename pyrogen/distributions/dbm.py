@@ -353,16 +353,27 @@ class DeepBoltzmannMachine(BinaryEnergyBasedDistribution):
         iters = self.mean_field_iters if num_iters is None else check_int(num_iters, "num_iters", 0)
         with torch.no_grad():
             v = v.to(self.dtype)
+            # v never changes: its input to layer 1 is computed once, not once per iteration
+            # (the largest product of the update when n_0 is the widest layer, e.g. 784 pixels)
+            vw = v @ self.weights[0]
+            b1 = self.biases[1] + vw
             if init is None:
                 mus = [v]
                 for lay in range(1, self.depth + 1):
                     scale = 2.0 if lay < self.depth else 1.0
-                    up = mus[-1] @ self.weights[lay - 1]
-                    mus.append(torch.sigmoid(self.biases[lay] + scale * up))
+                    if lay == 1:
+                        a = self.biases[1] + scale * vw
+                    else:
+                        a = self.biases[lay] + scale * (mus[-1] @ self.weights[lay - 1])
+                    mus.append(torch.sigmoid(a))
             else:
                 mus = [v] + [m.to(self.dtype) for m in init]
             for _ in range(iters):
                 for lay in self._odd + self._even[1:]:
+                    if lay == 1:
+                        a = b1 if self.depth < 2 else b1 + mus[2] @ self.weights[1].T
+                        mus[1] = torch.sigmoid(a)
+                        continue
                     fixed = {lay - 1: mus[lay - 1]}
                     if lay + 1 <= self.depth:
                         fixed[lay + 1] = mus[lay + 1]
