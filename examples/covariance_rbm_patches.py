@@ -81,6 +81,8 @@ def run(name, train, test, args, size):
                   seed=args.seed, progress=False, tol=None)
     seconds = time.perf_counter() - t0
     epochs = args.steps * args.batch_size / train.shape[0]
+    if args.save:
+        model.save(os.path.join(args.out_dir, f"{name}.pt"))
     ll = model.log_likelihood(test, seed=args.seed)
     line = (f"{type(model).__name__:22s} test {ll.mean():9.3f} ± {ll.mean_stderr():.3f} nats/patch"
             f" ({ll.kind}, ESS {ll.info['ess']:.0f}/{ll.info['num_chains']}); "
@@ -112,6 +114,7 @@ def main(argv=None):
     p.add_argument("--ais-chains", type=int, default=100)
     p.add_argument("--ais-betas", type=int, default=1000)
     p.add_argument("--show", type=int, default=32, help="filters in the picture")
+    p.add_argument("--save", action="store_true", help="save the fitted models (<name>.pt)")
     p.add_argument("--out-dir", default=".")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
