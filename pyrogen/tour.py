@@ -32,7 +32,7 @@ from .report_html import software_versions, write_report
 #: modules under ``pyrogen._tour`` with a ``step(ctx)`` function, in tour order
 STEP_MODULES: list[str] = [
     "factor", "ica", "sfa", "sparse_coding", "rbm", "conv_rbm", "sequential_rbm", "dbm",
-    "dbn", "vae",
+    "gated_rbm", "dbn", "vae",
     "ssvae", "sbn", "nade", "gan", "gsn", "diffusion", "covariance_rbm"
 ]
 
