@@ -118,7 +118,7 @@ def test_bad_data_and_arguments():
         with pytest.raises(ValueError, match="x must be finite"):
             fn(bad)
     with pytest.raises(ValueError, match="loss must be one of"):
-        m.fit(x, loss="simple", progress=False)
+        m.fit(x, loss="l2", progress=False)
     with pytest.raises(ValueError, match="num_particles must be an int"):
         m.elbo(x, num_particles=1)
     with pytest.raises(ValueError, match="estimator must be one of"):
