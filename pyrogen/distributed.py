@@ -123,9 +123,10 @@ def _collective_device() -> torch.device:
 
 
 def agreed_seed(seed: int | None = None, group=None) -> int:
-    """A seed every rank agrees on: ``seed`` when given (checked to be the same on every rank
-    would cost a collective: it is the caller's promise), else one drawn from rank 0's global
-    torch RNG and broadcast. Without a process group: ``seed`` or a draw from the global RNG."""
+    """A seed every rank agrees on: ``seed`` when given (the caller passes the same value on
+    every rank; it is not checked, which would cost a collective), else one drawn from rank
+    0's global torch RNG and broadcast. Without a process group: ``seed`` or a draw from the
+    global RNG."""
     if seed is not None:
         return check_int(seed, "seed", low=0)
     drawn = int(torch.randint(0, 2**62, (1,)).item())
@@ -311,8 +312,7 @@ class RowSource:
 
     def __getitem__(self, idx) -> torch.Tensor:
         if isinstance(idx, slice):
-            idx = np.arange(*idx.indices(self.shape[0] if hasattr(self, "shape")
-                                         else len(self.data)))
+            idx = np.arange(*idx.indices(len(self.data)))
         idx = idx.cpu().numpy() if torch.is_tensor(idx) else np.asarray(idx)
         return self._check(self._read(idx.astype(np.int64, copy=False)))
 
