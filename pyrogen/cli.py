@@ -450,6 +450,7 @@ def _cmd_evaluate(args) -> int:
 
     from .report_html import software_versions, write_report
 
+    figures = _evaluate_figures(model, ll, out, args.seed)
     page = write_report(out, {
         "title": f"pyrogen evaluate {os.path.basename(args.model_file)}",
         "command": _command_line(args),
@@ -465,7 +466,7 @@ def _cmd_evaluate(args) -> int:
             "fit_seconds": None,
             "eval_seconds": seconds,
             "fitted_on": fitted_on,
-            "figures": [],
+            "figures": [os.path.relpath(f, out) for f in figures],
             "summary": (f"saved model {os.path.abspath(args.model_file)}, evaluated in "
                         f"{seconds:.2f}s" + (f"; fitted on {fitted_on.get('name')}"
                                              f"[{fitted_on.get('split')}]" if fitted_on else "")),
@@ -473,6 +474,29 @@ def _cmd_evaluate(args) -> int:
     })
     print(f"report: {page}")
     return 0
+
+
+def _evaluate_figures(model, ll, out: str, seed: int) -> list[str]:
+    """The evaluate report's pictures: the per-example log-likelihoods as a histogram, and, when
+    the examples are square images, 30 draws from the model."""
+    import math
+
+    from .plotting import save_histogram, save_image_grid
+
+    os.makedirs(out, exist_ok=True)
+    figs = [save_histogram(ll.values, os.path.join(out, "log_likelihood.png"),
+                           title=f"per-example log-likelihood [{ll.kind}]", xlabel="nats")]
+    side = math.isqrt(model.n_features)
+    if side * side == model.n_features and side > 1:
+        import pyro
+        import torch
+
+        pyro.set_rng_seed(seed)
+        with torch.no_grad():
+            samples = model.sample(30)
+        figs.append(save_image_grid(samples, (side, side), os.path.join(out, "samples.png"),
+                                    ncols=10, title=f"30 draws from {type(model).__name__}"))
+    return figs
 
 
 def _positive(kind):

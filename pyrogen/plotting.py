@@ -105,3 +105,26 @@ def save_scatter_plot(clouds: dict, path: str | os.PathLike, title: str = "") ->
     path = os.fspath(path)
     plt.close(fig)
     return path
+
+
+def save_histogram(values, path: str | os.PathLike, title: str = "", xlabel: str = "",
+                   bins: int = 40) -> str:
+    """Write a histogram of ``values`` (1-D) as a PNG (atomic), with its mean marked."""
+    plt = _plt()
+    arr = values.detach().cpu().double().numpy() if isinstance(values, torch.Tensor) else values
+    arr = np.asarray(arr, dtype=float).reshape(-1)
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise ValueError(f"values must be a non-empty array of finite numbers. Got {arr.size} "
+                         f"value(s), {int((~np.isfinite(arr)).sum())} non-finite.")
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(arr, bins=bins, color="0.5")
+    ax.axvline(arr.mean(), color="C3", label=f"mean {arr.mean():.3f}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("examples")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path)
+    path = os.fspath(path)
+    plt.close(fig)
+    return path

@@ -217,6 +217,9 @@ def test_evaluate_exact_reproduces_fit_and_writes_the_report(saved_rbm, tmp_path
     assert r["data"]["binarization"] == "threshold" and r["estimator"] == "exact"
     assert report["command"].startswith("pyrogen evaluate ") and "--estimator exact" in (
         report["command"])
+    # the pictures: the per-example log-likelihoods and (8x8 images) draws from the model
+    assert sorted(r["figures"]) == ["log_likelihood.png", "samples.png"]
+    assert all((out / f).stat().st_size > 0 for f in r["figures"])
     check_report_page(out)
     # no --estimator: the model's own log_likelihood (exact here)
     assert f"log-likelihood: {fit_printed}" in _evaluate(
