@@ -101,6 +101,10 @@ def main(argv=None):
     p.add_argument("--skip-wide", action="store_true", help="skip the equal-hidden-units RBM")
     p.add_argument("--pixel-bias", action="store_true",
                    help="also a ConvRBM with one visible bias per pixel")
+    p.add_argument("--rbm-hidden", type=int, action="append", default=[],
+                   help="also a BernoulliRBM with this many hidden units (repeatable)")
+    p.add_argument("--no-conv", action="store_true",
+                   help="only the --rbm-hidden reference rows (no ConvRBM, no matched RBMs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
@@ -113,6 +117,17 @@ def main(argv=None):
     print(f"data: {identity}; {steps} PCD-1 steps of 100 ({args.epochs:g} epochs), Adam lr "
           f"{args.lr}; AIS {args.ais_chains} chains x {args.ais_betas} temperatures")
     rows = []
+    nv = x.shape[1]
+    for h in args.rbm_hidden:
+        r, _ = _row(f"BernoulliRBM {nv}-{h}", BernoulliRBM(nv, h, seed=args.seed), x, x_test,
+                    args, steps, per_epoch)
+        rows.append(r)
+    if args.no_conv:
+        out = {"data": identity, "epochs": args.epochs, "rows": rows}
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(out, f, indent=2)
+        return out
     conv = ConvRBM(hw, args.filters, args.filter_size, args.pool, seed=args.seed)
     r, conv = _row(f"ConvRBM {args.filters}x{args.filter_size}^2 pool {args.pool}", conv, x,
                    x_test, args, steps, per_epoch)
@@ -123,7 +138,6 @@ def main(argv=None):
                     ConvRBM(hw, args.filters, args.filter_size, args.pool, pixel_bias=True,
                             seed=args.seed), x, x_test, args, steps, per_epoch)
         rows.append(r)
-    nv = x.shape[1]
     h_par = max(1, math.ceil((n_conv - nv) / (nv + 1)))  # (nv+1) h + nv >= conv's
     r, _ = _row(f"BernoulliRBM {nv}-{h_par} (>= params)", BernoulliRBM(nv, h_par, seed=args.seed),
                 x, x_test, args, steps, per_epoch)
