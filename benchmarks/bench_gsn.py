@@ -39,11 +39,11 @@ P = {
 }
 
 
-def run(d, reconstruction, steps, noise, hidden=16):
+def run(d, reconstruction, steps, noise, walkback=1, hidden=16):
     p = P[d]
     x = _all_binary_states(d, torch.float64).repeat_interleave((p * 1000).round().long(), 0)
     m = DenoisingAutoencoder(d, (hidden,), noise=noise, reconstruction=reconstruction,
-                             seed=0).double()
+                             walkback=walkback, seed=0).double()
     m.fit(x, num_steps=steps, lr=1e-2, tol=None, seed=0, progress=False)
     c, r = m.corruption_matrix(), m.reconstruction_matrix()
     r_true = p[None, :] * c.T
@@ -53,25 +53,32 @@ def run(d, reconstruction, steps, noise, hidden=16):
     loss = float(-(joint * r.T.log()).sum())
     pi = stationary_distribution(m.transition_matrix())
     tv = float(0.5 * (pi - p).abs().sum())
-    print(f"| {d} | {reconstruction} | {noise} | {steps} | {loss:.4f} | {loss_opt:.4f} | "
-          f"{float((r - r_true).abs().max()):.4f} | **{tv:.4f}** |", flush=True)
+    print(f"| {d} | {reconstruction} | {noise} | {walkback} | {steps} | {loss:.4f} | "
+          f"{loss_opt:.4f} | {float((r - r_true).abs().max()):.4f} | **{tv:.4f}** |", flush=True)
 
 
 def main(argv=None):
     ap = bench_parser(__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--noise", type=float, nargs="+", default=[0.3])
+    ap.add_argument("--walkback", type=int, nargs="+", default=[1],
+                    help="walk-back steps per example (the loss is then a sum of that many terms)")
+    ap.add_argument("--bits", type=int, nargs="+", default=[2, 3], choices=[2, 3])
+    ap.add_argument("--reconstruction", nargs="+", default=["factorial", "autoregressive"],
+                    choices=["factorial", "autoregressive"])
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads or 1)
     steps = 20 if args.quick else args.steps
     print(header())
-    print("\n| bits | reconstruction | salt-and-pepper | Adam steps | E recon NLL (nats) | "
+    print("\n| bits | reconstruction | salt-and-pepper | walk-back | Adam steps | "
+          "E one-step recon NLL (nats) | "
           "optimum (true posterior) | max abs error of P(x|x~) | TV(stationary, p) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for noise in args.noise:
-        for d in (2, 3):
-            for rec in ("factorial", "autoregressive"):
-                run(d, rec, steps, noise)
+        for d in args.bits:
+            for rec in args.reconstruction:
+                for wb in args.walkback:
+                    run(d, rec, steps, noise, wb)
 
 
 if __name__ == "__main__":
