@@ -63,8 +63,8 @@ at :math:`\beta_t`) or fixed to :math:`\beta_t` or to the posterior variance :ma
   per-example bound as a ``pyro.factor`` with an empty guide.
 
 ``"simple"`` is Ho et al.'s unweighted noise-prediction loss [2], **not a bound** (labelled so
-in the history). Trained from scratch on the ELBO alone, a small model stays near its
-:math:`\mathcal N(0, I)` start for thousands of steps on a ring of Gaussians; a few thousand
+in the history). Trained from scratch on the ELBO alone, a small model stayed near its
+:math:`\mathcal N(0, I)` start for 2,000 steps on a ring of Gaussians and improved slowly after;
 ``"simple"`` steps first find the modes, and the ELBO then trains the variances and tightens
 the bound (``benchmarks/README.md``, "Diffusion inversion").
 
