@@ -88,7 +88,7 @@ class ClassRBM(EnergyBasedDistribution):
         + \operatorname{logsumexp}_y (d_y + U_{y:} h) + \sum_i \operatorname{softplus}(b_i +
         W_{i:} h)\Bigr]
 
-    (Larochelle & Bengio 2008, eq. 1; book §20.8). The event is ``[v, e_y]``, shape
+    (Larochelle & Bengio 2008 [1]_; book §20.8). The event is ``[v, e_y]``, shape
     ``(D + C,)``, whose last ``C`` entries are one-hot. ``Exact()`` enumerates the :math:`2^H`
     hidden states (small ``H`` only); ``CD(k)`` / ``PCD(...)`` train it by block Gibbs,
     :math:`h \mid v, y` factorial Bernoulli, then :math:`v \mid h` factorial Bernoulli and

@@ -57,7 +57,8 @@ _TRAINING = ("cd", "pcd")
 @register_model("drbm")
 class DiscriminativeRBM(GenerativeModel):
     r"""Classification RBM over binary inputs and a class, trained generatively,
-    discriminatively or by the hybrid objective (Larochelle & Bengio 2008; book §20.8).
+    discriminatively or by the hybrid objective (Larochelle & Bengio 2008 [1]_; book §20.8
+    [2]_).
 
     .. math::
 
