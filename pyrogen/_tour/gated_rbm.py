@@ -19,8 +19,8 @@ from ..plotting import save_image_grid
 
 def step(ctx) -> list[dict]:
     quick = ctx.quick
-    n_train, n_test = (200, 100) if quick else (1000, 300)
-    num_steps = 30 if quick else 400
+    n_train, n_test = (200, 100) if quick else (600, 200)
+    num_steps = 30 if quick else 200
     n_hidden, n_factors = (8, 16) if quick else (12, 32)
     x, y, _ = shifted_digit_pairs(n_train, seed=ctx.seed)
     tx, ty, _ = shifted_digit_pairs(n_test, seed=ctx.seed + 1000)

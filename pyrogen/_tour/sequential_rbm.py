@@ -36,8 +36,8 @@ def _per_frame_as_crbm(rbm: BernoulliRBM) -> ConditionalRBM:
 def step(ctx) -> list[dict]:
     quick = ctx.quick
     size, n_hidden = 8, (8 if quick else 12)
-    n_train, n_test, n_t = (10, 5, 8) if quick else (60, 30, 15)
-    num_steps = 20 if quick else 400
+    n_train, n_test, n_t = (10, 5, 8) if quick else (40, 20, 12)
+    num_steps = 20 if quick else 200
     batch = 10
     train = bouncing_balls(n_train, n_t, size=size, seed=ctx.seed)
     test = bouncing_balls(n_test, n_t, size=size, seed=ctx.seed + 1000)
