@@ -249,6 +249,10 @@ class _SequentialRBM(GenerativeModel):
         progress, callback, data_info :
             As for :meth:`pyrogen.models.base.GenerativeModel.fit`.
 
+        The value of :math:`\\log Z_t` is also refreshed whenever the batch shape changes:
+        choose a ``batch_size`` that divides the number of sequences (a smaller last batch costs
+        two refreshes per pass over the data).
+
         Returns
         -------
         FitHistory
@@ -360,10 +364,19 @@ class _SequentialRBM(GenerativeModel):
             if self.n_hidden <= 12:
                 hs = enumerate_binary_states(self.n_hidden, dtype=self.dtype, device=self.device)
                 hs = hs.reshape(-1, 1, 1, self.n_hidden)
-                act = b + hs @ W.T  # (S, n, T, nv)
-                logit = (hs * c).sum(-1) + F.softplus(act).sum(-1)
-                w = torch.softmax(logit, dim=0).unsqueeze(-1)
-                out = (w * torch.sigmoid(act)).sum(0)
+                n, t, nv = x3.shape
+                size = max(1, _CHUNK_ENTRIES // (n * t * nv))
+                chunks = [hs[i : i + size] for i in range(0, hs.shape[0], size)]
+                # pass 1: log-weights of every hidden state (S, n, T); pass 2: weighted means
+                logit = torch.cat([(h * c).sum(-1) + F.softplus(b + h @ W.T).sum(-1)
+                                   for h in chunks])
+                w = torch.softmax(logit, dim=0)
+                out = torch.zeros_like(b)
+                start = 0
+                for h in chunks:
+                    wk = w[start : start + h.shape[0]].unsqueeze(-1)
+                    out += (wk * torch.sigmoid(b + h @ W.T)).sum(0)
+                    start += h.shape[0]
             else:
                 prev = torch.cat([torch.zeros_like(x3[:, :1]), x3[:, :-1]], 1)
                 v = prev.expand(num_samples, *prev.shape).clone()
