@@ -249,7 +249,7 @@ class _SequentialRBM(GenerativeModel):
         progress, callback, data_info :
             As for :meth:`pyrogen.models.base.GenerativeModel.fit`.
 
-        The value of :math:`\\log Z_t` is also refreshed whenever the batch shape changes:
+        The value of :math:`\log Z_t` is also refreshed whenever the batch shape changes:
         choose a ``batch_size`` that divides the number of sequences (a smaller last batch costs
         two refreshes per pass over the data).
 
