@@ -92,9 +92,13 @@ def main(argv=None):
                 peer.train_batch(b, iterations=args.iters)
             t_peer = (time.perf_counter() - t0) / steps
             t0 = time.perf_counter()
-            with torch.no_grad():
-                peer.ais(2 if r < 0 else args.betas, 100)
-            t_peer_ais = (time.perf_counter() - t0) / max(args.betas, 1)
+            try:
+                with torch.no_grad():
+                    peer.ais(2 if r < 0 else args.betas, 100)
+                t_peer_ais = (time.perf_counter() - t0) / max(args.betas, 1)
+            except RuntimeError as e:  # seen once: its sampler got probabilities outside [0, 1]
+                print(f"pytorch-probgraph AIS failed: {str(e)[:120]}")
+                t_peer_ais = float("nan")
         if r < 0:
             continue
         ours_step.append(t_ours)
