@@ -6,8 +6,8 @@ from .conv_rbm import ConvDBN, ConvRBM, GaussianConvRBM
 from .covariance_rbm import MeanCovarianceRBM, MeanProductStudentT, SpikeSlabRBM
 from .dbm import DBM
 from .dbn import DBN
-from .drbm import DiscriminativeRBM
 from .diffusion import DiffusionModel
+from .drbm import DiscriminativeRBM
 from .factor import PPCA, FactorAnalysis
 from .gan import GAN
 from .gated_rbm import GatedRBM
