@@ -312,23 +312,31 @@ class _ChainModel(GenerativeModel):
     # ------------------------------------------------------------------ fitting
     def fit(self, x, *, method: str = "svi", num_steps: int = 1000, lr: float = 1e-3,
             batch_size: int | None = None, tol: float | None = 1e-4, seed: int | None = None,
-            progress: bool = True, callback=None, data_info: dict | None = None):
+            progress: bool = True, callback=None, data_info: dict | None = None,
+            walkback: int | None = None):
         """Minimize the walk-back reconstruction negative log-likelihood (the module's
         :math:`\\mathcal L`, per example; **not** a likelihood of the data) by Pyro SVI on
         :meth:`model`/:meth:`guide` (Adam). Arguments as in
         :meth:`GenerativeModel.fit <pyrogen.models.GenerativeModel.fit>`; the history's
-        ``info["loss_name"]`` is ``"reconstruction_nll"``."""
+        ``info["loss_name"]`` is ``"reconstruction_nll"``. ``walkback``, when given, sets the
+        model's number of walk-back steps (``config["walkback"]``, which :meth:`model` and
+        :meth:`guide` read) from now on."""
         if method != "svi":
             raise ValueError(
                 f"method must be one of {self.fit_methods()!r}. Got {method!r} instead."
             )
         x = self._check_data(x)
+        self._set_walkback(walkback)
         hist = self._fit_svi(x, num_steps=num_steps, lr=lr, batch_size=batch_size, tol=tol,
                              seed=seed, progress=progress, callback=callback,
                              data_info=data_info)
         hist.info["loss_name"] = "reconstruction_nll"
         hist.info["walkback"] = self.config["walkback"]
         return hist
+
+    def _set_walkback(self, walkback):
+        if walkback is not None:
+            self.config["walkback"] = check_int(walkback, "walkback", low=1)
 
     def _check_data(self, x, name: str = "x") -> torch.Tensor:
         x = self._check_x(x, name)
@@ -815,6 +823,7 @@ class GSN(_ChainModel):
                 f"method must be one of {self.fit_methods()!r}. Got {method!r} instead.")
         x = self._check_data(x)
         y = self._check_y(y, x.shape[0])
+        self._set_walkback(kwargs.pop("walkback", None))
         data = torch.cat([x, y.to(x.dtype).unsqueeze(1)], 1)
         d = self.n_features
 

@@ -124,7 +124,8 @@ def test_trained_dae_chain_approaches_data_distribution(p, reconstruction, tv_ma
     P(x | x~) can represent the true posterior (the corruption adds no interaction between
     units), so the chain is consistent up to optimization error; on 3 bits a factorial one
     cannot, and the stationary distribution is visibly off (benchmarks/README.md,
-    "Markov-chain generators"). Fixed seeds, deterministic; about 30-100 s on the loaded VM."""
+    "Markov-chain generators"). Fixed seeds, deterministic; 93 s and 215 s at load 20 on the
+    2-core VM."""
     d = int(math.log2(len(p)))
     m = DenoisingAutoencoder(d, (16,), noise=0.3, reconstruction=reconstruction).double()
     m.fit(_data(p), num_steps=600, lr=1e-2, tol=None, seed=0, progress=False)
@@ -198,6 +199,12 @@ def test_fit_history_names_the_loss():
                         generator=torch.Generator().manual_seed(0))
     h = m.fit(x, num_steps=3, tol=None, progress=False, seed=0)
     assert h.info["loss_name"] == "reconstruction_nll" and h.info["walkback"] == 2
+    h = m.fit(x, num_steps=1, tol=None, progress=False, seed=0, walkback=3)
+    assert h.info["walkback"] == 3 and m.config["walkback"] == 3
+    assert len([s for s in poutine.trace(m.model).get_trace(x).nodes
+                if s.startswith("x_recon_")]) == 3
+    with pytest.raises(ValueError, match="walkback must be"):
+        m.fit(x, num_steps=1, progress=False, walkback=0)
 
 
 def test_log_likelihood_is_labelled_parzen():
