@@ -519,8 +519,12 @@ class GenerativeModel(PyroModule):
                     else:
                         bad += 1
                     converged = bad >= patience
-                if max_seconds is not None and time.perf_counter() - t0 > max_seconds:
-                    timed_out = not converged
+                if max_seconds is not None:
+                    late = time.perf_counter() - t0 > max_seconds
+                    if dp is not None:  # every rank stops at the same epoch: any rank late
+                        late = _dist.reduce_weighted(float(late), 1.0) > 0
+                    if late:
+                        timed_out = not converged
         finally:
             bar.close()
             stack.close()
