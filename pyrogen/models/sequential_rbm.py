@@ -185,15 +185,38 @@ class _SequentialRBM(GenerativeModel):
 
     # ------------------------------------------------------------------ the Pyro program
     @pyro.nn.pyro_method
-    def model(self, x: torch.Tensor, num_data: int | None = None):
+    def model(self, x: torch.Tensor | None = None, num_data: int | None = None,
+              n_frames: int | None = None):
         """``pyro.sample("x", RBM(W, b_t, c_t, normalizer=CD(k)), obs=x)`` under the
         ``"data"`` (dim -2) and ``"time"`` (dim -1) plates; ``x`` as in the module docstring
-        (the biases are computed from the observed past: teacher forcing)."""
+        (the biases are computed from the observed past: teacher forcing).
+
+        With ``x=None`` the program *generates* ``num_data`` (default 1) sequences of
+        ``n_frames`` frames in a ``pyro.markov`` loop over time: sites ``"x_0", "x_1", ...``,
+        each drawn from its conditional RBM given the frames drawn before (exact draws when
+        :math:`\\min(n_v, n_h) \\le 16`, else ``sample_steps`` Gibbs steps from the
+        previous frame); returns the ``(num_data, n_frames, n_features)`` tensor.
+        """
         if x is None:
-            raise ValueError(
-                "x must be a tensor of observed sequences: the model conditions each step on "
-                "the observed past. Use sample() to generate sequences."
-            )
+            if n_frames is None:
+                raise ValueError(
+                    "x must be a tensor of observed sequences, or pass n_frames (an int >= 1) "
+                    "to generate sequences. Got x=None and n_frames=None."
+                )
+            n_t = check_int(n_frames, "n_frames", low=1)
+            n = 1 if num_data is None else check_int(num_data, "num_data", low=1)
+            state = self._init_state(n)
+            prev = torch.zeros(n, self.n_features, dtype=self.dtype, device=self.device)
+            frames = []
+            with pyro.plate("data", n, dim=-1):
+                for t in pyro.markov(range(n_t)):
+                    b, c = self._state_biases(state)
+                    d = RBM(self.weight, b, c, mcmc_steps=self.config["sample_steps"],
+                            mcmc_init=prev, validate_args=False)
+                    v = pyro.sample(f"x_{t}", d)
+                    frames.append(v)
+                    state, prev = self._next_state(state, v), v
+            return torch.stack(frames, 1)
         x3, _ = self._check_seq(x)
         n, t = x3.shape[:2]
         b, c = self.dynamic_biases(x3)
@@ -204,7 +227,8 @@ class _SequentialRBM(GenerativeModel):
                 return pyro.sample("x", d, obs=x3)
 
     @pyro.nn.pyro_method
-    def guide(self, x: torch.Tensor, num_data: int | None = None):
+    def guide(self, x: torch.Tensor | None = None, num_data: int | None = None,
+              n_frames: int | None = None):
         """Empty: no latent sample sites (the hidden units are summed out)."""
 
     # ------------------------------------------------------------------ fitting

@@ -102,15 +102,23 @@ def test_ais_agrees_with_exact_within_its_standard_error(kind):
     torch.testing.assert_close(tot.stderr, ais.stderr.reshape(3, 4).pow(2).sum(-1).sqrt())
 
 
+@pytest.mark.parametrize("via", ["sample", "pyro.markov"])
 @pytest.mark.parametrize("kind", list(MAKERS))
-def test_sampler_matches_exact_sequence_distribution(kind):
+def test_sampler_matches_exact_sequence_distribution(kind, via):
     """Chi-square goodness of fit of 6000 sampled sequences (n_v = 2, T = 2: 16 outcomes)
-    against the exact P(v_1, v_2); p-value threshold 1e-3 (failure rate 0.1%)."""
+    against the exact P(v_1, v_2), drawn by ``sample`` or by the generative Pyro program
+    (``model(None, num_data, n_frames)``, a ``pyro.markov`` loop); p-value threshold 1e-3
+    (failure rate 0.1% per case)."""
     from scipy.stats import chisquare
 
     model = MAKERS[kind](nv=2, nh=2)
     pyro.set_rng_seed(0)
-    s = model.sample(6000, n_frames=2)
+    if via == "sample":
+        s = model.sample(6000, n_frames=2)
+    else:
+        tr = pyro.poutine.trace(model.model).get_trace(None, num_data=6000, n_frames=2)
+        assert [k for k in tr.nodes if k.startswith("x_")] == ["x_0", "x_1"]
+        s = tr.nodes["_RETURN"]["value"]
     idx = (s.reshape(6000, 4) * (2 ** torch.arange(4, dtype=torch.float64))).sum(-1).long()
     counts = torch.bincount(idx, minlength=16).double()
     probs = model.log_likelihood(_all_sequences(2, 2)).values.exp()
@@ -283,6 +291,8 @@ def test_bad_input(kind):
         model.sample(2, n_frames=0)
     with pytest.raises(ValueError, match="x must be a tensor"):
         model.model(None)
+    with pytest.raises(ValueError, match="n_frames"):
+        model.model(None, n_frames=0)
     with pytest.raises(ValueError, match="method must be"):
         model.log_likelihood(torch.zeros(2, 4, 3, dtype=torch.float64), method="nope")
 
