@@ -870,7 +870,8 @@ class ConditionalVAE(VAE):
 
     Notes
     -----
-    ``log_likelihood(x, y)`` estimates :math:`\log p(x\mid y)`; ``log_likelihood(x)`` estimates
+    ``log_likelihood(x, y)`` estimates :math:`\log p(x, y) = \log p(x\mid y) - \log C` (the
+    model observes ``y`` under its uniform prior); ``log_likelihood(x)`` estimates
     :math:`\log p(x) = \log \frac1C\sum_c p(x \mid c)` with an exact sum over classes and an
     importance-sampled :math:`p(x\mid c)` (cost :math:`C` times).
     """
@@ -964,9 +965,11 @@ class ConditionalVAE(VAE):
 
     def log_likelihood(self, x, y=None, num_particles: int = 1000, batch_size: int = 100,
                        chunk: int = 100) -> LogLikelihood:
-        r"""IS estimate of :math:`\log p(x\mid y)`, or of :math:`\log p(x)` when ``y`` is None
-        (exact sum over the :math:`C` classes of IS estimates of :math:`p(x\mid c)/C`; the
-        standard error combines the per-class ones by the delta method)."""
+        r"""IS estimate of :math:`\log p(x, y)` (the model observes ``y`` under its uniform
+        prior, so this is :math:`\log p(x\mid y) - \log C`), or of :math:`\log p(x) = \log
+        \sum_c p(x, c)` when ``y`` is None (exact sum over the :math:`C` classes of IS
+        estimates of :math:`p(x, c)`; the standard error combines the per-class ones by the
+        delta method)."""
         x = self._check_x(x)
         if y is not None:
             return self._is(x, self._check_y(y, x.shape[0]), num_particles, batch_size, chunk)
@@ -974,11 +977,11 @@ class ConditionalVAE(VAE):
         for c in range(self.n_classes):
             yc = torch.full((x.shape[0],), c, dtype=torch.long, device=x.device)
             parts.append(self._is(x, yc, num_particles, batch_size, chunk))
-        lv = torch.stack([p.values for p in parts])  # (C, n) log p(x|c)
+        lv = torch.stack([p.values for p in parts])  # (C, n) log p(x, c): p(c) = 1/C included
         se = torch.stack([p.stderr for p in parts])
-        logp = torch.logsumexp(lv, 0) - math.log(self.n_classes)
-        # var(p_hat) = sum_c (1/C)^2 p_c^2 se_c^2  ->  se(log p_hat) = sqrt(var) / p_hat
-        w = torch.exp(lv - math.log(self.n_classes) - logp)
+        logp = torch.logsumexp(lv, 0)
+        # var(p_hat) = sum_c p_c^2 se_c^2  ->  se(log p_hat) = sqrt(var) / p_hat
+        w = torch.exp(lv - logp)
         stderr = torch.sqrt((w**2 * se**2).sum(0))
         info = {**parts[0].info, "classes_summed": self.n_classes}
         return LogLikelihood(logp, "is_estimate", stderr, info=info)

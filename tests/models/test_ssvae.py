@@ -195,3 +195,17 @@ def test_bad_arguments():
         m.fit(x, y, method="em", progress=False)
     with pytest.raises(ValueError, match=r"labels in \[0, 2\]\. "):
         m.sample(4, torch.tensor([0, -1, 1, 1]))
+
+
+def test_log_likelihood_sums_the_classes_and_lies_above_the_elbo():
+    """log p(x) = logsumexp_c log p(x, c) (the prior 1/C counted once: it is inside the
+    per-class estimates), and the IS estimate is not below the label-summed ELBO."""
+    m, x = _tiny(), _data()
+    pyro.set_rng_seed(0)
+    ll = m.log_likelihood(x, num_particles=200)
+    pyro.set_rng_seed(0)
+    parts = torch.stack([m.log_likelihood(x, torch.full((4,), c), num_particles=200).values
+                         for c in range(C)])
+    torch.testing.assert_close(ll.values, torch.logsumexp(parts, 0))
+    u = m.elbo(x, num_particles=200)
+    assert (ll.values > u.values - 4 * (ll.stderr**2 + u.stderr**2).sqrt()).all()
