@@ -18,8 +18,9 @@ chains, one Gibbs step per update, runs interleaved (pyrogen, peer, pyrogen, ...
 
 Times are CPU seconds of this process (``time.process_time``), both libraries single-threaded:
 on a shared machine wall-clock times of interleaved runs were distorted several-fold by other
-load, CPU time is not. Only times are compared: the peer's AIS returns log Z without a standard error and its training
-objective is not Algorithm 20.1 step for step, so its numbers are not scored against pyrogen's.
+load, CPU time is not. Only times are compared: the peer's AIS returns log Z without a standard
+error and its training objective is not Algorithm 20.1 step for step, so its numbers are not
+scored against pyrogen's.
 """
 
 from __future__ import annotations
