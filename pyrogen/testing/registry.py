@@ -436,15 +436,6 @@ def _specs() -> list[ModelSpec]:
             support="binary",
         )
     )
-    specs.append(
-        ModelSpec(  # pyrogen/models/ssvae.py: M2 fitted without labels (y enumerated)
-            "SemiSupervisedVAE",
-            lambda: m.SemiSupervisedVAE(12, 3, latent_dims=2, hidden_dims=(8,)).double(),
-            _binary_data(12),
-            _vae_fit,
-            support="binary",
-        )
-    )
     # -- implicit generators (pyrogen/models/gan.py): AIS log p(x) of the observation model
     _gan_fit = {"num_epochs": 2, "batch_size": 30}
     specs.append(
