@@ -233,3 +233,24 @@ def test_importance_keyed_by_batch_and_streams(tmp_path):
     assert torch.equal(mm.values, full.values)
     again = importance_log_likelihood(model, guide, x, **kw)
     assert torch.equal(again.values, full.values)
+
+
+@pytest.mark.slow
+def test_binarized_mnist_memmap_fit_equals_tensor_fit(tmp_path):
+    """The issue's case: the fixed binarized MNIST training split as a memory-mapped .npy."""
+    from pyrogen.datasets import load_binarized_mnist
+
+    data = os.environ.get("PYROGEN_DATA") or str(
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "binarized_mnist.npz")
+    try:
+        x = load_binarized_mnist(data, split="train", dtype=torch.float32).x
+    except (FileNotFoundError, OSError, ValueError) as e:
+        pytest.skip(f"binarized MNIST not available: {e}")
+    path = tmp_path / "mnist_train.npy"
+    np.save(path, x.numpy().astype(np.uint8))
+    mm = np.load(path, mmap_mode="r")
+    kw = dict(method="cd", optimizer="sgd", batch_size=100)
+    a = _fit_state(BernoulliRBM(784, 20, seed=0), x, **kw)
+    b = _fit_state(BernoulliRBM(784, 20, seed=0), mm, **kw)
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-5)
