@@ -37,6 +37,7 @@ from ..distributions import RBM
 from ..distributions import GaussianBernoulliRBM as _GBRBMDistribution
 from ..evaluation import LogLikelihood
 from ..infer.ais import DEFAULT_NUM_BETAS
+from ..infer.optim import JointOptim
 from ..normalizers import AIS, CD, PCD, Exact
 from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
@@ -45,68 +46,6 @@ __all__ = ["BernoulliRBM", "GaussianBernoulliRBM"]
 _TRAINING = ("pcd", "cd", "exact")
 _OPTIMIZERS = ("adam", "sgd")
 _RULE = {"pcd": "PCD-k", "cd": "CD-k", "exact": "exact gradient"}
-
-
-class _JointOptim(pyro.optim.PyroOptim):
-    """A :class:`pyro.optim.PyroOptim` holding ONE torch optimizer over the RBM's parameters.
-
-    Pyro's stock wrappers build one torch optimizer per parameter and call each of them every
-    step; for the three tensors of an RBM a single optimizer (parameter groups: the weight,
-    with the weight decay, and the biases) takes one call with multi-tensor (``foreach``)
-    kernels. Adam is elementwise, so its updates are the same as with ``pyro.optim.Adam``;
-    SGD runs torch's functional ``sgd`` on the optimizer's own groups and momentum buffers
-    (the same update as ``torch.optim.SGD.step`` without its per-call hooks). After the step
-    the gradients are released (``grad = None``) instead of being zero-filled by Pyro, so the
-    next backward pass writes fresh gradients rather than adding into zeros.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer):
-        super().__init__(type(optimizer), {})
-        self.optimizer = optimizer
-        self._all = [p for g in optimizer.param_groups for p in g["params"]]
-        self._ids = {id(p) for p in self._all}
-        self._sgd = type(optimizer) is torch.optim.SGD
-
-    def __call__(self, params, *args, **kwargs) -> None:
-        for p in params:
-            if id(p) not in self._ids:
-                raise ValueError(
-                    "the RBM fit optimizer got a parameter that is not the model's own "
-                    f"(shape {tuple(p.shape)}); fit() only trains the model's parameters."
-                )
-        if self._sgd:
-            _dist.before_optimizer_step(self._all)  # data-parallel fits: no Optimizer.step hook
-            self._sgd_step()
-        else:
-            self.optimizer.step()
-        for p in self._all:
-            p.grad = None
-
-    @torch.no_grad()
-    def _sgd_step(self) -> None:
-        from torch.optim.sgd import sgd
-
-        state = self.optimizer.state
-        for group in self.optimizer.param_groups:
-            ps = [p for p in group["params"] if p.grad is not None]
-            if not ps:
-                continue
-            bufs = [state[p].get("momentum_buffer") for p in ps]
-            sgd(
-                ps,
-                [p.grad for p in ps],
-                bufs,
-                foreach=True,
-                weight_decay=group["weight_decay"],
-                momentum=group["momentum"],
-                lr=group["lr"],
-                dampening=0.0,
-                nesterov=False,
-                maximize=False,
-            )
-            if group["momentum"]:
-                for p, b in zip(ps, bufs, strict=True):
-                    state[p]["momentum_buffer"] = b
 
 
 def _all_binary(x: torch.Tensor) -> bool:
@@ -386,7 +325,7 @@ class _RBMModel(GenerativeModel):
         else:
             opt = torch.optim.SGD(groups, lr=lr / n, momentum=momentum_at(0), foreach=True)
         svi = pyro.infer.SVI(
-            self.model, self.guide, _JointOptim(opt), loss or pyro.infer.Trace_ELBO()
+            self.model, self.guide, JointOptim(opt), loss or pyro.infer.Trace_ELBO()
         )
 
         history = FitHistory(method=method, info={"num_steps": num_steps, "lr": lr})
