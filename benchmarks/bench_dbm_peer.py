@@ -89,7 +89,8 @@ def main(argv=None):
         if have_peer:
             torch.manual_seed(max(r, 0))
             peer = _peer_dbm(sizes, 1e-3, args.iters, 100)
-            batches = [x[i:i + 100] for i in range(0, 100 * steps, 100)]
+            nb = x.shape[0] // 100  # the same epochs of 100-row batches pyrogen's fit sees
+            batches = [x[(i % nb) * 100:(i % nb + 1) * 100] for i in range(steps)]
             t0 = time.process_time()
             for b in batches:
                 peer.train_batch(b, iterations=args.iters)
