@@ -107,7 +107,7 @@ def main(argv=None):
                 model = VAE(x_train.shape[1], latent_dims=latent, architecture=arch,
                             image_shape=shape if arch == "conv" else None, seed=args.seed,
                             likelihood="bernoulli" if args.mnist and not args.quick
-                            else "gaussian")
+                            else "gaussian", gaussian_scale="isotropic")
                 model.fit(x_train, num_epochs=epochs, batch_size=64, lr=1e-3, progress=False,
                           seed=args.seed)
             elif method == "gmmn":
