@@ -26,7 +26,7 @@ def step(ctx) -> list[dict]:
     n_test = 300
     x_test, x_train = x[perm[:n_test]], x[perm[n_test:]]
     model = DBM(64, [12, 8], k=1, num_chains=100, seed=ctx.seed)
-    pre, joint = (25, 25) if ctx.quick else (600, 1500)
+    pre, joint = (25, 25) if ctx.quick else (400, 800)
     t0 = time.perf_counter()
     model.fit(x_train, method="pretrain", num_steps=pre, lr=1e-2, batch_size=100,
               seed=ctx.seed, tol=None, progress=False, data_info=data.info)

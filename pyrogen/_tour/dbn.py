@@ -27,7 +27,7 @@ def step(ctx) -> list[dict]:
     n_test = 300
     x_test, x_train = x[perm[:n_test]], x[perm[n_test:]]
     model = DBN([64, 12, 8, 16], training="cd", seed=ctx.seed)
-    rbm_steps, ud_steps = (60, 60) if ctx.quick else (1500, 1500)
+    rbm_steps, ud_steps = (60, 60) if ctx.quick else (800, 600)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # fixed budgets, stated below

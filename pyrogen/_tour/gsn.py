@@ -28,7 +28,7 @@ def step(ctx) -> list[dict]:
     x_test, x_train = x[perm[:n_test]], x[perm[n_test:]]
     if ctx.quick:
         x_train = x_train[:300]
-    steps = 20 if ctx.quick else 1500
+    steps = 20 if ctx.quick else 700
     chain_steps = 10 if ctx.quick else 100
     mask = torch.arange(64) < 32  # the upper half of each 8x8 digit is clamped
     results = []

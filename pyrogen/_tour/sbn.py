@@ -29,7 +29,7 @@ def step(ctx) -> list[dict]:
     with torch.no_grad():
         p = x_train.mean(0).clamp(1e-3, 1 - 1e-3)
         model.gen[0].bias.copy_(torch.log(p) - torch.log1p(-p))
-    steps = 300 if ctx.quick else 2000
+    steps = 300 if ctx.quick else 1000
     t0 = time.perf_counter()
     hist = model.fit(x_train, method="wake_sleep", num_steps=steps, lr=3e-3, batch_size=100,
                      seed=ctx.seed, progress=False, data_info=data.info)
