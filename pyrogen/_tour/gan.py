@@ -24,6 +24,7 @@ def step(ctx) -> list[dict]:
     x = x.float()
     epochs = 4 if ctx.quick else 80
     info = {"name": "ring of 8 Gaussians", "split": "2000 draws", "binarization": None,
+            "binarization_seed": None,
             "radius": 2.0, "std": std, "seed": ctx.seed + 123}
     results = []
     clouds = {"data": x[:500]}
