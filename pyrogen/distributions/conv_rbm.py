@@ -1,5 +1,5 @@
-r"""Convolutional RBMs with probabilistic max pooling (book §20.6 [2]_; Lee et al. 2009 [1]_)
-as Pyro distributions over images.
+r"""Convolutional RBMs with probabilistic max pooling (book §20.6; Lee et al. 2009)
+as Pyro distributions over images. References: [1]_, [2]_.
 
 A convolutional RBM has :math:`K` filters :math:`W^k` of shape ``(C, f_h, f_w)`` shared over
 every position of a ``(C, H, W)`` image :math:`v`, one bias :math:`b_k` per filter (the hidden

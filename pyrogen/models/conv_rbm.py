@@ -1,5 +1,5 @@
-r"""Convolutional RBMs with probabilistic max pooling (book §20.6; Lee et al. 2009 [1]_)
-following the model protocol, and a two-layer convolutional DBN stacked greedily.
+r"""Convolutional RBMs with probabilistic max pooling (book §20.6; Lee et al. 2009)
+following the model protocol, and a two-layer convolutional DBN stacked greedily. See [1]_.
 
 :class:`ConvRBM` (binary pixels) and :class:`GaussianConvRBM` (real pixels) are PyroModules over
 the :class:`~pyrogen.distributions.ConvolutionalRBM` /
