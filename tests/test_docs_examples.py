@@ -5,7 +5,7 @@ The ``pyrogen-example`` directive (``docs/_ext/pyrogen_example.py``) runs a scri
 the docs with ``-W``, so a failing example fails the build. This test checks the wiring that the
 build cannot: every family page under ``docs/models/`` uses the directive (pages that are about
 an algorithm rather than a family are listed below with the reason), every directive names an
-existing example, and every example is shown on some page or in the tour-free list below.
+existing example, and every example under ``examples/`` is shown on some page.
 """
 
 import pathlib

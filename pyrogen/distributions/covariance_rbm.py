@@ -104,6 +104,25 @@ def _check_matrix(t, name, what):
         )
 
 
+def _mean_cov_parameters(mean_weight, mean_bias, cov_weight):
+    """The mean and covariance parameters shared by the mcRBM and the mPoT, checked:
+    ``mean_weight`` ``(n_visible, n_mean)``, ``mean_bias`` ``(n_mean,)``, ``cov_weight``
+    ``(n_visible, n_cov)``; returns them as tensors of ``mean_weight``'s dtype and device."""
+    W = _as_tensor(mean_weight, "mean_weight")
+    _check_matrix(W, "mean_weight", "(n_visible, n_mean)")
+    R = _as_tensor(cov_weight, "cov_weight", W)
+    _check_matrix(R, "cov_weight", "(n_visible, n_cov)")
+    d, j = W.shape
+    if R.shape[0] != d:
+        raise ValueError(
+            f"cov_weight must have shape ({d}, n_cov) (n_visible = mean_weight.shape[0]). "
+            f"Got shape {tuple(R.shape)} instead."
+        )
+    bm = _as_tensor(mean_bias, "mean_bias", W)
+    _check_shape(bm, "mean_bias", (j,), "n_mean = mean_weight.shape[1]")
+    return W, bm, R
+
+
 def _check_positive(t, name, what="positive"):
     td = t.detach()
     if not bool(torch.isfinite(td).all()) or not bool((td > 0).all()):
@@ -359,18 +378,8 @@ class MeanCovarianceRBM(_CovarianceEBM):
     def __init__(self, mean_weight, mean_bias, cov_weight, cov_bias, visible_bias=None, *,
                  normalizer: Normalizer | None = None, kernel=None, mcmc_steps: int = 1000,
                  mcmc_init=None, validate_args=None):
-        W = _as_tensor(mean_weight, "mean_weight")
-        _check_matrix(W, "mean_weight", "(n_visible, n_mean)")
-        R = _as_tensor(cov_weight, "cov_weight", W)
-        _check_matrix(R, "cov_weight", "(n_visible, n_cov)")
-        d, j = W.shape
-        if R.shape[0] != d:
-            raise ValueError(
-                f"cov_weight must have shape ({d}, n_cov) (n_visible = mean_weight.shape[0]). "
-                f"Got shape {tuple(R.shape)} instead."
-            )
-        bm = _as_tensor(mean_bias, "mean_bias", W)
-        _check_shape(bm, "mean_bias", (j,), "n_mean = mean_weight.shape[1]")
+        W, bm, R = _mean_cov_parameters(mean_weight, mean_bias, cov_weight)
+        d = W.shape[0]
         bc = _as_tensor(cov_bias, "cov_bias", W)
         _check_shape(bc, "cov_bias", (R.shape[1],), "n_cov = cov_weight.shape[1]")
         a = torch.zeros(d, dtype=W.dtype, device=W.device) if visible_bias is None else (
@@ -378,7 +387,7 @@ class MeanCovarianceRBM(_CovarianceEBM):
         _check_shape(a, "visible_bias", (d,), "n_visible")
         self.mean_weight, self.mean_bias, self.cov_weight, self.cov_bias = W, bm, R, bc
         self.visible_bias = a
-        self._enum_units = j + R.shape[1]
+        self._enum_units = W.shape[1] + R.shape[1]
         self._finish_init(d, normalizer, mcmc_steps, mcmc_init, validate_args, kernel)
 
     def energy(self, x, h_mean, h_cov):
@@ -552,18 +561,8 @@ class MeanProductStudentT(_CovarianceEBM):
     def __init__(self, mean_weight, mean_bias, cov_weight, gamma, visible_bias=None, *,
                  normalizer: Normalizer | None = None, kernel=None, mcmc_steps: int = 1000,
                  mcmc_init=None, validate_args=None):
-        W = _as_tensor(mean_weight, "mean_weight")
-        _check_matrix(W, "mean_weight", "(n_visible, n_mean)")
-        R = _as_tensor(cov_weight, "cov_weight", W)
-        _check_matrix(R, "cov_weight", "(n_visible, n_cov)")
-        d, j = W.shape
-        if R.shape[0] != d:
-            raise ValueError(
-                f"cov_weight must have shape ({d}, n_cov) (n_visible = mean_weight.shape[0]). "
-                f"Got shape {tuple(R.shape)} instead."
-            )
-        bm = _as_tensor(mean_bias, "mean_bias", W)
-        _check_shape(bm, "mean_bias", (j,), "n_mean = mean_weight.shape[1]")
+        W, bm, R = _mean_cov_parameters(mean_weight, mean_bias, cov_weight)
+        d = W.shape[0]
         g = _as_tensor(gamma, "gamma", W)
         _check_shape(g, "gamma", (R.shape[1],), "n_cov = cov_weight.shape[1]")
         _check_positive(g, "gamma", "positive (Gamma shapes)")
