@@ -1,8 +1,19 @@
+import os
+
 import numpy as np
 import pytest
 import torch
 
 from pyrogen import datasets
+
+# recovered labels for the real binarized MNIST (benchmarks/recover_mnist_labels.py), if given
+_MNIST_LABELS = os.environ.get("PYROGEN_MNIST_LABELS")
+
+
+@pytest.fixture(autouse=True)
+def _no_labels_env(monkeypatch):
+    """The fake data files here must not pick up a real labels file from the environment."""
+    monkeypatch.delenv("PYROGEN_MNIST_LABELS", raising=False)
 
 
 def test_load_digits_real_valued():
@@ -170,3 +181,64 @@ def test_covariance_mixture_has_the_stated_covariances():
         assert (cov - want).abs().max() < 0.04
     with pytest.raises(ValueError, match="n_components"):
         datasets.covariance_mixture(10, n_features=2, n_components=3)
+
+
+def test_labels_file_replaces_the_npz_labels(tmp_path, monkeypatch):
+    arrays = _fake_npz(tmp_path / "binarized_mnist.npz")
+    fixed = {f"{s}_y": (arrays[f"{s}_y"] + 1) % 10 for s in ("train", "valid", "test")}
+    np.savez(tmp_path / "labels.npz", **fixed)
+    ds = datasets.load_binarized_mnist(tmp_path, split="valid", labels=tmp_path / "labels.npz")
+    np.testing.assert_array_equal(ds.y.numpy(), fixed["valid_y"])
+    assert ds.info["labels"] == str(tmp_path / "labels.npz")
+    assert datasets.load_binarized_mnist(tmp_path, split="valid").info["labels"] == str(
+        tmp_path / "binarized_mnist.npz"
+    )
+    monkeypatch.setenv("PYROGEN_MNIST_LABELS", str(tmp_path / "labels.npz"))
+    ds = datasets.load_binarized_mnist(tmp_path, split="test", limit=2)
+    np.testing.assert_array_equal(ds.y.numpy(), fixed["test_y"][:2])
+
+
+def test_labels_file_bad_input(tmp_path):
+    _fake_npz(tmp_path / "binarized_mnist.npz")
+    np.savez(tmp_path / "short.npz", valid_y=np.zeros(3, np.uint8))
+    with pytest.raises(ValueError, match=r"labels: .*one label per image \(5\)"):
+        datasets.load_binarized_mnist(tmp_path, split="valid", labels=tmp_path / "short.npz")
+    with pytest.raises(ValueError, match="has no array 'test_y'"):
+        datasets.load_binarized_mnist(tmp_path, split="test", labels=tmp_path / "short.npz")
+    np.savez(tmp_path / "range.npz", valid_y=np.full(5, 12))
+    with pytest.raises(ValueError, match="digit labels 0-9"):
+        datasets.load_binarized_mnist(tmp_path, split="valid", labels=tmp_path / "range.npz")
+    with pytest.raises(FileNotFoundError, match="labels: no file"):
+        datasets.load_binarized_mnist(tmp_path, split="valid", labels=tmp_path / "none.npz")
+    with pytest.raises(TypeError, match="labels must be a path"):
+        datasets.load_binarized_mnist(tmp_path, split="valid", labels=3)
+
+
+def test_match_binarized_labels_recovers_a_shuffled_binarization():
+    rng = np.random.default_rng(0)
+    grey = (rng.random((200, 64)) ** 3 * 255).astype(np.uint8)
+    grey_labels = rng.integers(0, 10, 200)
+    perm = rng.permutation(200)[:150]
+    binary = (rng.random((150, 64)) < grey[perm] / 255.0).astype(np.uint8)
+    out = datasets.match_binarized_labels(binary, grey, grey_labels, batch_size=64)
+    np.testing.assert_array_equal(out["index"], perm)
+    np.testing.assert_array_equal(out["labels"], grey_labels[perm])
+    assert (out["margin"] > 0).all() and out["log_lik"].shape == (150,)
+    with pytest.raises(ValueError, match="binary must be a 2-D array of 0/1"):
+        datasets.match_binarized_labels(grey, grey, grey_labels)
+    with pytest.raises(ValueError, match="grey_labels must hold one label per grey image"):
+        datasets.match_binarized_labels(binary, grey, grey_labels[:5])
+    with pytest.raises(ValueError, match="grey must be a 2-D array"):
+        datasets.match_binarized_labels(binary, grey[:, :10], grey_labels)
+
+
+@pytest.mark.skipif(
+    not _MNIST_LABELS or not os.environ.get("PYROGEN_DATA"),
+    reason="needs the binarized MNIST (PYROGEN_DATA) and recovered labels (PYROGEN_MNIST_LABELS)",
+)
+def test_recovered_mnist_labels_belong_to_the_images():
+    tr = datasets.load_binarized_mnist(split="train", labels=_MNIST_LABELS)
+    te = datasets.load_binarized_mnist(split="test", labels=_MNIST_LABELS)
+    means = torch.stack([tr.x[tr.y == k].mean(0) for k in range(10)])
+    acc = (torch.cdist(te.x, means).argmin(1) == te.y).double().mean().item()
+    assert acc > 0.75, acc
