@@ -50,7 +50,15 @@ from .energy import (
 )
 from .log_normalizer import LogZEstimate, Normalizer
 
-__all__ = ["DeepBoltzmannMachine", "DBMJoint", "MARGINAL_KINDS"]
+__all__ = [
+    "DeepBoltzmannMachine",
+    "DBMJoint",
+    "MARGINAL_KINDS",
+    "check_offsets",
+    "center_dbm_parameters",
+    "uncenter_dbm_parameters",
+    "centered_dbm_energy",
+]
 
 #: kinds of :math:`\log\tilde p(v)` (``DeepBoltzmannMachine.last_marginal_kind``)
 MARGINAL_KINDS = ("exact", "mean_field_lower_bound")
@@ -115,6 +123,163 @@ def _check_params(weights, biases):
 def _entropy(mu):
     r""":math:`\sum_j H(\mu_j)` of factorial Bernoullis, shape ``mu.shape[:-1]``."""
     return -(torch.xlogy(mu, mu) + torch.xlogy(1 - mu, 1 - mu)).sum(-1)  # 0 log 0 = 0
+
+
+# ---------------------------------------------------------------------------- centering
+def check_offsets(offsets, sizes, dtype=None, name: str = "offsets") -> list:
+    r"""Validate the offsets :math:`[\mu_0, \dots, \mu_L]` of a centered DBM.
+
+    Parameters
+    ----------
+    offsets : sequence of torch.Tensor
+        One 1-D tensor per layer (visible first), ``offsets[l]`` of shape ``(n_l,)``, entries
+        in :math:`[0, 1]` (an offset is a mean of binary units).
+    sizes : sequence of int
+        :math:`[n_0, \dots, n_L]`.
+    dtype : torch.dtype, optional
+        The parameters' dtype, which the offsets must have.
+    name : str
+        The argument's name in error messages.
+
+    Returns
+    -------
+    list of torch.Tensor
+
+    Raises
+    ------
+    TypeError
+        Not a sequence of floating-point tensors (of ``dtype``).
+    ValueError
+        Wrong number of layers, a wrong shape, or a value outside :math:`[0, 1]` (or NaN).
+    """
+    if isinstance(offsets, torch.Tensor) or not hasattr(offsets, "__len__"):
+        raise TypeError(
+            f"{name} must be a list [mu_0, ..., mu_L] of 1-D tensors, one per layer. Got "
+            f"{type(offsets).__name__} instead."
+        )
+    offsets = list(offsets)
+    if len(offsets) != len(sizes):
+        raise ValueError(
+            f"{name} must hold one vector per layer: {len(sizes)} (visible + {len(sizes) - 1} "
+            f"hidden). Got {len(offsets)} instead."
+        )
+    for i, (m, n) in enumerate(zip(offsets, sizes)):
+        if not isinstance(m, torch.Tensor) or not m.dtype.is_floating_point:
+            raise TypeError(
+                f"{name}[{i}] must be a floating-point tensor of shape ({n},). Got "
+                f"{getattr(m, 'dtype', type(m).__name__)} instead."
+            )
+        if dtype is not None and m.dtype != dtype:
+            raise TypeError(f"{name}[{i}] must have dtype {dtype}. Got {m.dtype} instead.")
+        if tuple(m.shape) != (n,):
+            raise ValueError(
+                f"{name}[{i}] must have shape ({n},) (layer {i} has {n} units). Got shape "
+                f"{tuple(m.shape)} instead."
+            )
+        if not bool(((m >= 0) & (m <= 1)).all()):
+            raise ValueError(
+                f"{name}[{i}] must lie in [0, 1] (an offset is a mean of binary units). Got "
+                f"values in [{float(m.min()):.4g}, {float(m.max()):.4g}] (or NaN)."
+            )
+    return offsets
+
+
+def _offset_inputs(weights, offsets) -> list:
+    r""":math:`W_{l+1}\mu_{l+1} + W_l^\top\mu_{l-1}` per layer :math:`l` (the input the
+    offsets of the neighbouring layers give layer :math:`l`)."""
+    L = len(weights)
+    out = []
+    for lay in range(L + 1):
+        a = 0.0
+        if lay >= 1:
+            a = a + offsets[lay - 1] @ weights[lay - 1]
+        if lay < L:
+            a = a + weights[lay] @ offsets[lay + 1]
+        out.append(a)
+    return out
+
+
+def uncenter_dbm_parameters(weights, biases, offsets):
+    r"""The ordinary DBM equivalent to a centered one (Montavon & Müller 2012).
+
+    The centered energy
+
+    .. math::
+
+        E_c(x) = -\sum_{l=0}^{L} (x_l - \mu_l)^\top \tilde b_l
+        - \sum_{l=1}^{L} (x_{l-1} - \mu_{l-1})^\top W_l (x_l - \mu_l)
+
+    equals :math:`E(x) + C` for the ordinary energy :math:`E` with the same weights and biases
+
+    .. math::
+
+        b_l = \tilde b_l - W_{l+1}\mu_{l+1} - W_l^\top\mu_{l-1}, \qquad
+        C = \sum_l \mu_l^\top\tilde b_l - \sum_l \mu_{l-1}^\top W_l \mu_l,
+
+    a constant of the state; so both define the same :math:`p(x)` and
+    :math:`\log Z_c = \log Z - C`. Differentiable (autograd through this map turns the
+    ordinary gradient into the centered one).
+
+    Parameters
+    ----------
+    weights : list of torch.Tensor
+        :math:`[W_1, \dots, W_L]`, ``W_l`` of shape ``(n_{l-1}, n_l)``.
+    biases : list of torch.Tensor
+        Centered biases :math:`[\tilde b_0, \dots, \tilde b_L]`, ``(n_l,)``.
+    offsets : list of torch.Tensor
+        :math:`[\mu_0, \dots, \mu_L]`, ``(n_l,)``, in :math:`[0, 1]`.
+
+    Returns
+    -------
+    weights, biases : list of torch.Tensor
+        The ordinary parameters (the weights are the same tensors).
+    constant : torch.Tensor
+        :math:`C`, a scalar.
+    """
+    weights, biases, sizes = _check_params(weights, biases)
+    offsets = check_offsets(offsets, sizes, weights[0].dtype)
+    inputs = _offset_inputs(weights, offsets)
+    plain = [b - a for b, a in zip(biases, inputs)]
+    const = sum((m * b).sum() for m, b in zip(offsets, biases))
+    const = const - sum(offsets[i] @ w @ offsets[i + 1] for i, w in enumerate(weights))
+    return list(weights), plain, const
+
+
+def center_dbm_parameters(weights, biases, offsets):
+    r"""The centered parameters of an ordinary DBM for given offsets: the inverse of
+    :func:`uncenter_dbm_parameters`, :math:`\tilde b_l = b_l + W_{l+1}\mu_{l+1} +
+    W_l^\top\mu_{l-1}` (weights unchanged).
+
+    Returns
+    -------
+    weights, biases : list of torch.Tensor
+    """
+    weights, biases, sizes = _check_params(weights, biases)
+    offsets = check_offsets(offsets, sizes, weights[0].dtype)
+    inputs = _offset_inputs(weights, offsets)
+    return list(weights), [b + a for b, a in zip(biases, inputs)]
+
+
+def centered_dbm_energy(layers, weights, biases, offsets) -> torch.Tensor:
+    r"""The centered energy :math:`E_c(x)` (see :func:`uncenter_dbm_parameters`) of a list of
+    layer tensors :math:`[x_0, \dots, x_L]` (leading dimensions broadcast), shape the
+    broadcast batch shape. Written directly from its definition (not through the conversion),
+    so that the two can be checked against each other."""
+    weights, biases, sizes = _check_params(weights, biases)
+    offsets = check_offsets(offsets, sizes, weights[0].dtype)
+    layers = list(layers)
+    if len(layers) != len(sizes):
+        raise ValueError(
+            f"layers must hold {len(sizes)} tensors (v, h1, ..., h{len(sizes) - 1}). Got "
+            f"{len(layers)} instead."
+        )
+    c = [x - m for x, m in zip(layers, offsets)]
+    out = 0.0
+    for lay, x in enumerate(c):
+        out = out - (x * biases[lay]).sum(-1)
+    for lay in range(1, len(sizes)):
+        out = out - ((c[lay - 1] @ weights[lay - 1]) * c[lay]).sum(-1)
+    return out
 
 
 class DeepBoltzmannMachine(BinaryEnergyBasedDistribution):
@@ -210,6 +375,16 @@ class DeepBoltzmannMachine(BinaryEnergyBasedDistribution):
                 for i, t in enumerate(ts):
                     if not bool(torch.isfinite(t.detach()).all()):
                         raise ValueError(f"{name}[{i}] must be finite. Got NaN or inf values.")
+
+    @classmethod
+    def from_centered(cls, weights, biases, offsets, **kwargs) -> DeepBoltzmannMachine:
+        r"""The ordinary DBM equivalent to the centered one with weights :math:`W_l`, centered
+        biases :math:`\tilde b_l` and offsets :math:`\mu_l` (Montavon & Müller 2012; see
+        :func:`uncenter_dbm_parameters`): same :math:`p(v)`, so ``log_prob``, ``sample``, the
+        normalizers and mean field apply unchanged; its :math:`\log Z` is that of the ordinary
+        energy, :math:`\log Z_c + C`. ``kwargs`` go to the constructor."""
+        w, b, _ = uncenter_dbm_parameters(weights, biases, offsets)
+        return cls(w, b, **kwargs)
 
     # ------------------------------------------------------------------ sizes
     @property

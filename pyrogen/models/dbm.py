@@ -41,7 +41,12 @@ from torch import nn
 
 from .._validation import check_binary, check_choice, check_float, check_int
 from ..distributions import RBM, DeepBoltzmannMachine
-from ..distributions.dbm import _entropy
+from ..distributions.dbm import (
+    _entropy,
+    center_dbm_parameters,
+    check_offsets,
+    uncenter_dbm_parameters,
+)
 from ..evaluation import LogLikelihood
 from ..infer.annealing import base_rate_visible_bias
 from ..infer.annealing.defaults import DEFAULT_NUM_BETAS
@@ -132,6 +137,19 @@ class DBM(GenerativeModel):
         Block-Gibbs steps of :meth:`sample` when it cannot enumerate.
     seed : int
         Seed of the initial weights.
+    centering : bool
+        Centered parametrization (Montavon & Müller 2012, book §20.4.5; default ``False``):
+        :math:`E = -\sum_l (x_l - \mu_l)^\top \tilde b_l - \sum_l (x_{l-1} -
+        \mu_{l-1})^\top W_l (x_l - \mu_l)` with offsets :math:`\mu_l` (buffers
+        ``offset0``, ..., ``offsetL``), so that ``bias{l}`` holds the *centered* biases
+        :math:`\tilde b_l` and the gradients are the centered ones. :meth:`distribution` is the
+        equivalent ordinary DBM (:func:`~pyrogen.distributions.dbm.uncenter_dbm_parameters`),
+        so sampling, :math:`\log Z` and ``log_likelihood`` are unchanged. The offsets start at
+        the data means (visible) and the mean-field means (hidden) when ``fit`` first trains
+        jointly, then follow a running average (:meth:`update_offsets`).
+    offset_rate : float
+        :math:`\nu \in [0, 1]` of the running average of the offsets (``centering=True``
+        only; default 0.01; 0 freezes them after their initialisation).
 
     Notes
     -----
@@ -156,6 +174,8 @@ class DBM(GenerativeModel):
         ais_num_betas: int = DEFAULT_NUM_BETAS,
         sample_steps: int = 1000,
         seed: int = 0,
+        centering: bool = False,
+        offset_rate: float = 0.01,
     ):
         n_features = check_int(n_features, "n_features", low=1)
         if isinstance(hidden_sizes, (int, str)) or not hasattr(hidden_sizes, "__iter__"):
@@ -169,6 +189,12 @@ class DBM(GenerativeModel):
                 "hidden_sizes must hold at least two layer sizes (a DBM has depth >= 2; use "
                 f"BernoulliRBM for one). Got {hidden_sizes} instead."
             )
+        if not isinstance(centering, bool):
+            raise TypeError(f"centering must be a bool. Got {centering!r} instead.")
+        offset_rate = check_float(offset_rate, "offset_rate", 0.0, 1.0)
+        # the centering keys enter the config only when centering is on, so that an ordinary
+        # DBM's checkpoint is exactly what it was before centering existed
+        extra = dict(centering=True, offset_rate=offset_rate) if centering else {}
         super().__init__(
             n_features=n_features,
             hidden_sizes=hidden_sizes,
@@ -182,6 +208,7 @@ class DBM(GenerativeModel):
             ais_num_betas=check_int(ais_num_betas, "ais_num_betas", low=2),
             sample_steps=check_int(sample_steps, "sample_steps", low=0),
             seed=check_int(seed, "seed", low=0),
+            **extra,
         )
         sizes = [n_features, *hidden_sizes]
         scale = self.config["init_scale"]
@@ -193,6 +220,12 @@ class DBM(GenerativeModel):
         #: log-odds of the training data's base rates (the AIS base model)
         self.register_buffer("base_rate_logits", torch.zeros(n_features))
         self._normalizer = None
+        self._batch_means = None  # the last guide call's layer means (centering only)
+        if centering:
+            for lay, n in enumerate(sizes):
+                self.register_buffer(f"offset{lay}", torch.zeros(n))
+            #: whether the offsets were set (from the data, or by :meth:`set_offsets`)
+            self.register_buffer("offsets_initialized", torch.zeros((), dtype=torch.bool))
 
     # ------------------------------------------------------------------ structure
     @property
@@ -211,6 +244,85 @@ class DBM(GenerativeModel):
     def biases(self) -> list:
         return [getattr(self, f"bias{lay}") for lay in range(self.depth + 1)]
 
+    @property
+    def centering(self) -> bool:
+        """Whether the model is centered (``DBM(..., centering=True)``)."""
+        return bool(self.config.get("centering", False))
+
+    @property
+    def offsets(self) -> list | None:
+        r"""The offsets :math:`[\mu_0, \dots, \mu_L]` (``None`` unless centered)."""
+        if not self.centering:
+            return None
+        return [getattr(self, f"offset{lay}") for lay in range(self.depth + 1)]
+
+    def plain_parameters(self) -> tuple[list, list]:
+        r"""The ordinary (uncentered) parameters ``(weights, biases)`` of the model's DBM:
+        the parameters themselves, or for a centered model :math:`W_l` and
+        :math:`b_l = \tilde b_l - W_{l+1}\mu_{l+1} - W_l^\top\mu_{l-1}`, differentiable in
+        the centered parameters (the offsets are constants)."""
+        if not self.centering:
+            return self.weights, self.biases
+        w, b, _ = uncenter_dbm_parameters(self.weights, self.biases, self.offsets)
+        return w, b
+
+    def _write_plain(self, weights, biases) -> None:
+        """Store ordinary parameters (centering them with the current offsets if centered)."""
+        with torch.no_grad():
+            if self.centering:
+                weights, biases = center_dbm_parameters(weights, biases, self.offsets)
+            for p, v in zip([*self.weights, *self.biases], [*weights, *biases]):
+                p.copy_(v)
+
+    def _require_centering(self, what: str) -> None:
+        if not self.centering:
+            raise RuntimeError(
+                f"{what} needs a centered DBM: construct it with DBM(..., centering=True)."
+            )
+
+    def set_offsets(self, offsets) -> None:
+        r"""Set the offsets to ``offsets`` (a list of :math:`L+1` tensors of shapes
+        ``(n_l,)``, entries in :math:`[0, 1]`), changing the centered biases so that the
+        distribution stays the same: :math:`\tilde b_l \leftarrow b_l + W_{l+1}\mu'_{l+1} +
+        W_l^\top\mu'_{l-1}` with :math:`b_l` the ordinary biases."""
+        self._require_centering("set_offsets")
+        offsets = check_offsets(offsets, self.sizes, self.dtype, name="offsets")
+        with torch.no_grad():
+            w, b = (list(t.detach().clone() for t in ts) for ts in self.plain_parameters())
+            for m, new in zip(self.offsets, offsets):
+                m.copy_(new)
+            self._write_plain(w, b)
+            self.offsets_initialized.fill_(True)
+
+    def layer_means(self, x, mus=None) -> list:
+        r"""Batch means of the layers under the data: :math:`[\bar v, \bar\mu_1, \dots,
+        \bar\mu_L]`, :math:`\mu_l` the mean-field posterior (computed unless ``mus``)."""
+        x = self._check_bin(x)
+        if mus is None:
+            mus = self.distribution(Exact()).mean_field(x)
+        return [t.detach().reshape(-1, t.shape[-1]).mean(0) for t in (x, *mus)]
+
+    def update_offsets(self, x=None, *, means=None, rate: float | None = None) -> None:
+        r"""One running-average step of the offsets (Montavon & Müller 2012):
+        :math:`\mu_l \leftarrow (1 - \nu)\,\mu_l + \nu\,\bar x_l` with :math:`\bar x_l`
+        the batch mean of layer :math:`l` under the data (:meth:`layer_means` of ``x``: the
+        data for :math:`l = 0`, the mean-field posterior above; or given as ``means``) and
+        :math:`\nu` = ``rate`` (default ``offset_rate``), through :meth:`set_offsets`, so the
+        biases are reparametrized and the distribution does not change.
+
+        ``fit`` calls it after every optimizer step with the means of that step's batch (the
+        guide's); a hand-run ``SVI`` loop calls it itself."""
+        self._require_centering("update_offsets")
+        nu = self.config["offset_rate"] if rate is None else check_float(rate, "rate", 0, 1)
+        if means is None:
+            if x is None:
+                raise ValueError("update_offsets needs x (a data batch) or means.")
+            means = self.layer_means(x)
+        means = check_offsets(list(means), self.sizes, self.dtype, name="means")
+        with torch.no_grad():
+            new = [(1 - nu) * m + nu * a for m, a in zip(self.offsets, means)]
+        self.set_offsets(new)
+
     def normalizer(self) -> PCD:
         """The PCD normalizer of :meth:`model` (kept: its chains persist across steps)."""
         if self._normalizer is None:
@@ -228,9 +340,10 @@ class DBM(GenerativeModel):
     def distribution(self, normalizer=None) -> DeepBoltzmannMachine:
         """The :class:`~pyrogen.distributions.DeepBoltzmannMachine` with the current
         parameters (default normalizer: :meth:`normalizer`)."""
+        weights, biases = self.plain_parameters()
         return DeepBoltzmannMachine(
-            self.weights,
-            self.biases,
+            weights,
+            biases,
             normalizer=self.normalizer() if normalizer is None else normalizer,
             marginal_max_units=self.config["exact_max_units"],
             mean_field_iters=self.config["mean_field_iters"],
@@ -269,6 +382,8 @@ class DBM(GenerativeModel):
         if x is None:
             return None
         mus = self.distribution(Exact()).mean_field(x)
+        if self.centering:  # for the running average of the offsets (fit, update_offsets)
+            self._batch_means = [t.reshape(-1, t.shape[-1]).mean(0) for t in (x, *mus)]
         with self._data_plate(x, num_data):
             for lay, mu in enumerate(mus, 1):
                 if self.config["guide"] == "mean_field":
@@ -290,8 +405,24 @@ class DBM(GenerativeModel):
             logits = base_rate_visible_bias(x)
             first = not bool(self.base_rate_logits.any())
             self.base_rate_logits.copy_(logits)
-            if first and not bool(self.bias0.any()):
-                self.bias0.copy_(logits)
+            if not self.centering:
+                if first and not bool(self.bias0.any()):
+                    self.bias0.copy_(logits)
+                return
+            w, b = (list(t.detach().clone() for t in ts) for ts in self.plain_parameters())
+            if first and not bool(b[0].any()):
+                b[0] = logits.to(b[0])
+                self._write_plain(w, b)
+
+    def _init_offsets(self, x, max_rows: int = 2000) -> None:
+        """Offsets from the data: the visible means and the mean-field means of (at most
+        ``max_rows`` evenly spaced rows of) ``x``."""
+        rows = x if x.shape[0] <= max_rows else x[
+            torch.linspace(0, x.shape[0] - 1, max_rows).round().long()
+        ]
+        means = self.layer_means(rows)
+        means[0] = x.detach().reshape(-1, x.shape[-1]).mean(0)
+        self.update_offsets(means=means, rate=1.0)
 
     def fit(
         self,
@@ -338,21 +469,42 @@ class DBM(GenerativeModel):
             if method == "pretrain":
                 pre.method = "pretrain"
                 return pre
+        if self.centering:
+            if not bool(self.offsets_initialized):
+                self._init_offsets(x)
+            kw["callback"] = self._offset_callback(callback)
         hist = self._fit_svi(x, loss=loss, **kw)
         hist.method = "vsml"
-        hist.info["learning_rule"] = "variational SML (Algorithm 20.1)"
+        hist.info["learning_rule"] = "variational SML (Algorithm 20.1)" + (
+            ", centered (Montavon & Mueller 2012)" if self.centering else ""
+        )
         if pre is not None:
             hist.info["pretrain"] = pre.info["pretrain"]
         return hist
 
+    def _offset_callback(self, callback):
+        """After every optimizer step: the running average of the offsets from the batch
+        means the guide recorded, then the user's callback."""
+        self._batch_means = None
+
+        def cb(i, value):
+            if self._batch_means is not None:
+                means, self._batch_means = self._batch_means, None
+                self.update_offsets(means=means)
+            if callback is not None:
+                callback(i, value)
+
+        return cb
+
     def _pretrain(self, x, features, **kw) -> FitHistory:
         L, k = self.depth, self.config["k"]
+        weights, biases = (list(t.detach() for t in ts) for ts in self.plain_parameters())
         layers = []
         for lay in range(1, L + 1):
             double = "visible" if lay == 1 else ("hidden" if lay == L else None)
-            vb = self.biases[lay - 1] if lay == 1 else torch.zeros_like(self.biases[lay - 1])
+            vb = biases[lay - 1] if lay == 1 else torch.zeros_like(biases[lay - 1])
             layers.append(
-                _PretrainRBM(self, self.weights[lay - 1], vb, self.biases[lay], double, k).to(
+                _PretrainRBM(self, weights[lay - 1], vb, biases[lay], double, k).to(
                     self.dtype
                 )
             )
@@ -371,6 +523,9 @@ class DBM(GenerativeModel):
                     0.5 * (rbms[lay - 1][0].hidden_bias + rbms[lay][0].visible_bias)
                 )
             self.biases[L].copy_(rbms[-1][0].hidden_bias)
+            if self.centering:  # what was written is the ordinary DBM: center it
+                self._write_plain([w.clone() for w in self.weights],
+                                  [b.clone() for b in self.biases])
         store = pyro.get_param_store()
         for r in res.layers:  # the stack's RBMs are temporary: keep the param store clean
             for name in ("weight", "visible_bias", "hidden_bias"):
