@@ -7,7 +7,8 @@ then sees only ``n_labelled`` labelled examples. Reports the test error of both 
 difference (random - pretrained) with its standard error over seeds.
 
     python benchmarks/bench_pretraining.py                    # digits (8x8), ~minutes
-    python benchmarks/bench_pretraining.py --data mnist --hidden 500,500 --rbm-steps 3000
+    python benchmarks/bench_pretraining.py --data mnist --hidden 500,500 --rbm-steps 3000 \\
+        --sizes 100,1000,10000 --epochs 1 --min-steps 3000 --lr 1e-3 --n-test 10000
     python benchmarks/bench_pretraining.py --quick
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
 import warnings
 
@@ -31,8 +33,13 @@ from pyrogen.infer.layerwise import (
 )
 from pyrogen.models.dbn import pretrain_rbm_stack
 
+#: the recovered labels of the fixed binarized MNIST (its own ``*_y`` arrays are in MNIST's
+#: original order, not its images': benchmarks/recover_mnist_labels.py)
+MNIST_LABELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runs",
+                            "mnist_labels", "binarized_mnist_labels.npz")
 
-def _data(name, n_test, seed):
+
+def _data(name, n_test, seed, labels=None):
     if name == "digits":
         d = load_digits(binarize="threshold", seed=0)
         x, y = d.x.float(), torch.as_tensor(d.y).long()
@@ -40,8 +47,15 @@ def _data(name, n_test, seed):
         perm = torch.randperm(x.shape[0], generator=g)
         te, tr = perm[:n_test], perm[n_test:]
         return x[tr], y[tr], x[te], y[te]
-    tr = load_binarized_mnist(None, "train")
-    te = load_binarized_mnist(None, "test", limit=n_test)
+    labels = labels or os.environ.get("PYROGEN_MNIST_LABELS") or MNIST_LABELS
+    if not os.path.exists(labels):
+        raise SystemExit(f"recovered MNIST labels not found at {labels}: run "
+                         "benchmarks/recover_mnist_labels.py or pass --labels")
+    path = os.environ.get("PYROGEN_DATA") or os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
+        "binarized_mnist.npz")
+    tr = load_binarized_mnist(path, "train", labels=labels)
+    te = load_binarized_mnist(path, "test", limit=n_test, labels=labels)
     return tr.x.float(), torch.as_tensor(tr.y).long(), te.x.float(), torch.as_tensor(te.y).long()
 
 
@@ -58,6 +72,9 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--n-test", type=int, default=400)
     ap.add_argument("--unlabelled", type=int, default=None, help="rows used for pretraining")
+    ap.add_argument("--labels", default=None,
+                    help="MNIST labels .npz (default: $PYROGEN_MNIST_LABELS, else "
+                         "runs/mnist_labels/binarized_mnist_labels.npz)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -67,13 +84,14 @@ def main(argv=None):
         args.min_steps = 50
     hidden = [int(h) for h in args.hidden.split(",")]
     sizes = [int(s) for s in args.sizes.split(",")]
-    x, y, xt, yt = _data(args.data, args.n_test, 0)
+    x, y, xt, yt = _data(args.data, args.n_test, 0, args.labels)
     xu = x if args.unlabelled is None else x[: args.unlabelled]
     print(f"data={args.data} train={x.shape[0]} (pretraining on {xu.shape[0]}) "
           f"test={xt.shape[0]} hidden={hidden} rbm_steps={args.rbm_steps} (CD-1, Adam 1e-3, "
           f"batch 100, probabilities propagated) fine-tune: Adam lr={args.lr}, batch 32, "
           f"max({args.epochs} epochs, {args.min_steps} steps)")
     rows = []
+    c_start = time.process_time()
     for seed in range(args.seeds):
         t0 = time.perf_counter()
         with warnings.catch_warnings():
@@ -82,6 +100,7 @@ def main(argv=None):
                                        num_steps=args.rbm_steps, lr=1e-3, batch_size=100,
                                        tol=None)
         t_pre = time.perf_counter() - t0
+        print(f"seed {seed}: stack pretrained in {t_pre:.0f}s wall", flush=True)
         g = torch.Generator().manual_seed(10_000 + seed)
         perm = torch.randperm(x.shape[0], generator=g)
         for n in sizes:
@@ -95,9 +114,13 @@ def main(argv=None):
                 train_classifier(net, x[idx], y[idx], num_epochs=epochs, lr=args.lr,
                                  batch_size=batch, seed=seed)
                 errs[init] = classification_error(net, xt, yt)
-            rows.append({"seed": seed, "n": n, **errs, "pretrain_seconds": t_pre})
+            rows.append({"seed": seed, "n": n, **errs, "pretrain_seconds": t_pre,
+                         "finetune_steps": epochs * math.ceil(n / batch)})
             print(f"seed {seed} n={n:5d}: pretrained {errs['pretrained']:.3f} "
-                  f"random {errs['random']:.3f}")
+                  f"random {errs['random']:.3f}", flush=True)
+    cpu = time.process_time() - c_start
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"CPU time {cpu:.0f}s (process), load average at the end {load:.1f}")
     print("\nn_labelled  pretrained  random  diff(random-pre) ± se   [test error, mean over "
           f"{args.seeds} seeds]")
     for n in sizes:
@@ -110,7 +133,8 @@ def main(argv=None):
         print(f"{n:10d}  {pre:10.3f}  {ran:6.3f}  {md:+.3f} ± {se:.3f}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "rows": rows}, f, indent=1)
+            json.dump({"args": vars(args), "rows": rows, "cpu_seconds": cpu, "load": load}, f,
+                      indent=1)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@ Usage::
     python examples/dbm_mnist.py --quick                        # tiny, seconds
     python examples/dbm_mnist.py --hidden 100 200 --pretrain-epochs 2 --epochs 3 \\
         --ais-betas 3000 --save runs/dbm/dbm.pt
+    # long run: a checkpoint per epoch (resumable: rerun the same command), a learning curve
+    # (JSON + PNG), training stopped at a wall-clock deadline, AIS sized to a second deadline
+    nice -n 10 python examples/dbm_mnist.py --run-dir runs/dbm/dbm_500_1000 --epochs 100 \\
+        --train-until 17:40 --eval-until 18:08
 
 Data: ``--data`` or ``PYROGEN_DATA`` or ``../shared/data/binarized_mnist.npz`` next to the
 repository. With ``--quick`` and no MNIST file the script uses scikit-learn's 8x8 digits
@@ -31,6 +35,7 @@ thresholded at 0.5 (and says so).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import sys
@@ -95,8 +100,20 @@ def main(argv=None):
     p.add_argument("--load", default=None, help="skip training: evaluate this saved model")
     p.add_argument("--json", default=None, help="write the numbers here")
     p.add_argument("--out", default="dbm_samples.png")
+    p.add_argument("--run-dir", default=None,
+                   help="checkpointed run: model + state after pretraining and every epoch, "
+                        "learning curve (curve.json/.png), result.json; rerun to resume")
+    p.add_argument("--train-until", default=None,
+                   help="UTC HH:MM: start no joint epoch that would end after this")
+    p.add_argument("--eval-until", default=None,
+                   help="UTC HH:MM: size the AIS run (at most --ais-betas) to end by then")
+    p.add_argument("--curve-betas", type=int, default=500,
+                   help="temperatures of the rough per-epoch AIS log Z of the learning curve")
+    p.add_argument("--curve-chains", type=int, default=50)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    if args.run_dir:
+        return run_checkpointed(args)
     xtr, xte, shape, info = load_data(args)
     hidden = [12, 8] if args.quick else args.hidden
     pre_epochs, epochs = (1, 1) if args.quick else (args.pretrain_epochs, args.epochs)
@@ -143,6 +160,169 @@ def main(argv=None):
             json.dump(out, f, indent=2, default=str)
     save_image_grid(model.sample(16, num_steps=100 if args.quick else 1000), shape, args.out,
                     title="DBM samples (block Gibbs)")
+
+
+def _deadline(hhmm):
+    """Seconds since the epoch of today's HH:MM UTC (None passes through)."""
+    if hhmm is None:
+        return None
+    h, m = (int(t) for t in hhmm.split(":"))
+    now = datetime.datetime.now(datetime.UTC)
+    return now.replace(hour=h, minute=m, second=0, microsecond=0).timestamp()
+
+
+def _load_avg():
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def _val_point(model, xval, args, seed):
+    """One learning-curve point: the mean-field bound of log p~(v) on the validation subset
+    and a rough AIS log Z (few temperatures: biased low, so the difference is optimistic)."""
+    t0 = time.process_time()
+    with torch.no_grad():
+        d = model.distribution()
+        mf = d.mean_field_bound(xval).mean().item()
+        est = model.log_normalizer(num_chains=args.curve_chains, num_betas=args.curve_betas,
+                                   seed=seed, method="ais")
+    return {"mean_field_unnorm": mf, "rough_log_z": float(est.log_z),
+            "rough_log_z_se": float(est.stderr), "rough_ll": mf - float(est.log_z),
+            "curve_cpu_s": time.process_time() - t0}
+
+
+def _plot_curve(curve, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts = [c for c in curve if "rough_ll" in c]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
+    ep = [c["epoch"] for c in pts]
+    ax[0].plot(ep, [c["rough_ll"] for c in pts], "o-")
+    ax[0].set(xlabel="joint epoch (0 = after pretraining)", ylabel="nats / image",
+              title="valid[:1000]: mean-field bound - rough AIS log Z")
+    ax[1].plot(ep, [c["mean_field_unnorm"] for c in pts], "o-", label="mean-field log p~(v)")
+    ax[1].plot(ep, [c["rough_log_z"] for c in pts], "s-", label="rough AIS log Z")
+    ax[1].set(xlabel="joint epoch", title="the two terms")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def run_checkpointed(args):
+    """Pretraining + joint training with a checkpoint per epoch, then the S&H estimate.
+
+    Files in ``--run-dir``: ``model.pt`` (latest checkpoint), ``state.json`` (phase, epochs
+    done, SVI steps, times, learning curve), ``curve.json``/``curve.png``, ``result.json`` and
+    ``test_values.pt`` (per-image test values, for paired comparisons). Rerunning the command
+    resumes after the last finished epoch. Not saved: Adam's moments (a fresh Adam per epoch,
+    also without interruption) and the persistent chains (restarted from the base rates on
+    resume).
+    """
+    os.makedirs(args.run_dir, exist_ok=True)
+    mpath = os.path.join(args.run_dir, "model.pt")
+    spath = os.path.join(args.run_dir, "state.json")
+    path = find_mnist(args.data)
+    if path is None:
+        raise SystemExit("binarized MNIST not found: pass --data PATH or set PYROGEN_DATA")
+    tr = load_binarized_mnist(path, "train", limit=args.train_limit)
+    xtr, info = tr.x.float(), tr.info
+    xval = load_binarized_mnist(path, "valid", limit=1000).x.float()
+    bs = args.batch_size
+    spe = -(-xtr.shape[0] // bs)
+    if os.path.exists(spath) and os.path.exists(mpath):
+        state = json.load(open(spath))
+        model = DBM.load(mpath)
+        print(f"resuming: phase {state['phase']}, {state['epochs_done']} joint epochs done",
+              flush=True)
+    else:
+        state = {"phase": "pretrain", "epochs_done": 0, "pretrain_steps": 0, "joint_steps": 0,
+                 "curve": [], "hidden": args.hidden, "batch_size": bs, "lr": args.lr,
+                 "pretrain_lr": args.pretrain_lr, "pretrain_epochs": args.pretrain_epochs,
+                 "chains": args.chains, "k": args.k, "mean_field_iters": args.mean_field_iters,
+                 "n_train": xtr.shape[0], "data": info, "seed": args.seed}
+        model = DBM(xtr.shape[1], args.hidden, k=args.k, num_chains=args.chains,
+                    mean_field_iters=args.mean_field_iters, seed=args.seed)
+
+    def save_state():
+        model.save(mpath)
+        tmp = spath + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f, indent=1, default=str)
+        os.replace(tmp, spath)
+        with open(os.path.join(args.run_dir, "curve.json"), "w") as f:
+            json.dump(state["curve"], f, indent=1)
+        _plot_curve(state["curve"], os.path.join(args.run_dir, "curve.png"))
+
+    if state["phase"] == "pretrain":
+        c0, w0 = time.process_time(), time.perf_counter()
+        n = max(1, args.pretrain_epochs * spe)
+        model.fit(xtr, method="pretrain", num_steps=n, lr=args.pretrain_lr, batch_size=bs,
+                  seed=args.seed, tol=None, progress=False, data_info=info)
+        state.update(phase="joint", pretrain_steps=n * model.depth,
+                     pretrain_cpu_s=time.process_time() - c0,
+                     pretrain_wall_s=time.perf_counter() - w0, pretrain_load=_load_avg())
+        pt = _val_point(model, xval, args, args.seed)
+        state["curve"].append({"epoch": 0, "joint_steps": 0, **pt, "load": _load_avg()})
+        print(f"pretrained: {n} steps per RBM, cpu {state['pretrain_cpu_s']:.0f}s; {pt}",
+              flush=True)
+        save_state()
+    stop = _deadline(args.train_until)
+    while state["phase"] == "joint" and state["epochs_done"] < args.epochs:
+        last = [c["epoch_wall_s"] for c in state["curve"] if "epoch_wall_s" in c]
+        guess = last[-1] if last else 0.0
+        if stop is not None and time.time() + guess > stop:
+            print("train-until reached: stopping joint training", flush=True)
+            break
+        ep = state["epochs_done"] + 1
+        c0, w0 = time.process_time(), time.perf_counter()
+        h = model.fit(xtr, method="vsml", num_steps=spe, lr=args.lr, batch_size=bs,
+                      seed=args.seed * 100003 + ep, tol=None, progress=False, data_info=info)
+        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
+        state["epochs_done"], state["joint_steps"] = ep, state["joint_steps"] + spe
+        pt = _val_point(model, xval, args, args.seed + ep)
+        row = {"epoch": ep, "joint_steps": state["joint_steps"], "epoch_cpu_s": cpu,
+               "epoch_wall_s": wall, "train_loss": float(sum(h.losses) / max(len(h.losses), 1)),
+               **pt, "load": _load_avg(),
+               "utc": datetime.datetime.now(datetime.UTC).strftime("%H:%M:%S")}
+        state["curve"].append(row)
+        print(json.dumps(row), flush=True)
+        save_state()
+    state["phase"] = "eval"
+    save_state()
+    xte = load_binarized_mnist(path, "test", limit=args.test_limit).x.float()
+    betas = args.ais_betas
+    until = _deadline(args.eval_until)
+    if until is not None:  # size the AIS run to the time left (timed on 200 temperatures)
+        t0 = time.perf_counter()
+        model.log_normalizer(num_chains=args.ais_chains, num_betas=200, seed=args.seed,
+                             method="ais")
+        per = (time.perf_counter() - t0) / 200
+        left = until - time.time() - 60
+        betas = int(max(1000, min(args.ais_betas, left / per)))
+        print(f"AIS: {per * 1e3:.1f} ms/temperature -> {betas} temperatures", flush=True)
+    c0, w0 = time.process_time(), time.perf_counter()
+    ll = model.log_likelihood(xte, num_chains=args.ais_chains, num_betas=betas, seed=args.seed)
+    res = {"log_likelihood": ll.to_dict(), "eval_cpu_s": time.process_time() - c0,
+           "eval_wall_s": time.perf_counter() - w0, "eval_load": _load_avg(),
+           "ais_betas": betas, "ais_chains": args.ais_chains,
+           **{k: state[k] for k in ("epochs_done", "pretrain_steps", "joint_steps")},
+           "svi_steps_total": state["pretrain_steps"] + state["joint_steps"]}
+    torch.save(ll.values.detach().cpu(), os.path.join(args.run_dir, "test_values.pt"))
+    with open(os.path.join(args.run_dir, "result.json"), "w") as f:
+        json.dump(res, f, indent=2, default=str)
+    state["phase"] = "done"
+    save_state()
+    print(f"test log-likelihood {ll} on {len(ll)} images ({ll.description}); "
+          f"ESS {ll.info.get('ess')}; eval {res['eval_wall_s']:.0f}s", flush=True)
+    if args.out:
+        save_image_grid(model.sample(16, num_steps=1000), (28, 28),
+                        os.path.join(args.run_dir, "samples.png"), title="DBM samples")
+    return res
 
 
 if __name__ == "__main__":
