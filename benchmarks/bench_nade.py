@@ -16,6 +16,11 @@ weights shared: mask-agnostic training); after every epoch the validation and te
 of the first ordering and of the K-ordering ensemble, log of the MEAN probability
 (``logsumexp_k log p_k(x) - log K``), are recorded; checkpoint and resume as in ``train``.
 
+``--mode train-eonade`` / ``--mode eval-eonade``: order-agnostic training of a deep NADE
+(``pyrogen.models.nade.DeepNADEModel``, EoNADE, Uria, Murray & Larochelle 2014) with a learning
+curve per round of minibatches and checkpoints (resume by rerunning), then the exact test
+log-likelihood of the ensemble over orderings (log of the mean probability).
+
 ``--mode train``: maximum-likelihood training of ``NADEModel`` by Pyro SVI (``Trace_ELBO`` on
 the empty guide = the exact negative log-likelihood), Adam, one random permutation of the
 50,000 training images per epoch; after every epoch the exact mean log-likelihood of the 10,000
@@ -31,6 +36,11 @@ Examples::
         --checkpoint runs/nade/nade_h500.pt > runs/nade/nade_h500.log 2>&1 &
     nohup python benchmarks/bench_nade.py --mode train-made --hidden 1000 --masks 8 \\
         --checkpoint runs/nade/made_h1000_m8.pt > runs/nade/made_h1000_m8.log 2>&1 &
+    nohup nice -n 10 python benchmarks/bench_nade.py --mode train-eonade --hidden 500 \\
+        --layers 2 --max-cpu-minutes 60 --checkpoint runs/nade/eonade_2x500.pt \\
+        >> runs/nade/eonade_2x500.log 2>&1 &
+    python benchmarks/bench_nade.py --mode eval-eonade --checkpoint runs/nade/eonade_2x500.pt \\
+        --eval-images 500 --eval-orderings 16
 """
 
 from __future__ import annotations
@@ -313,9 +323,140 @@ def train_made(args):
     print("best-valid epoch (ensemble):", json.dumps(best), flush=True)
 
 
+def train_eonade(args):
+    """Order-agnostic training of a deep NADE (``DeepNADEModel``, Uria et al. 2014) by SVI.
+
+    One "round" = ``--round-steps`` minibatches (without replacement within a pass over the
+    training set); after every round: the order-agnostic objective (one mask per image, an
+    unbiased estimate of E_o log p_o(x)) on ``--curve-valid`` validation images and the exact
+    log p_o(x) of the identity ordering on ``--curve-exact`` of them; checkpoint (model, Adam,
+    RNG, data position, curve) written atomically; rerun the same command to resume."""
+    import pyro
+    import pyro.infer
+    import pyro.optim
+
+    from pyrogen._io import atomic_torch_save, atomic_write_text
+    from pyrogen.datasets import load_binarized_mnist
+    from pyrogen.models.nade import DeepNADEModel
+
+    limit = 500 if args.quick else None
+    tr = load_binarized_mnist(args.data, "train", limit=limit)
+    xtr = tr.x.float()
+    xva = load_binarized_mnist(args.data, "valid", limit=limit).x.float()
+    hidden = [20, 20] if args.quick else [args.hidden] * args.layers
+    steps_per_round = 3 if args.quick else args.round_steps
+    rounds = 2 if args.quick else args.rounds
+    pyro.clear_param_store()
+    model = DeepNADEModel(784, hidden, num_orderings=args.num_orderings, seed=args.seed)
+    model.initialize_from_data(xtr)
+    model.data_info = dict(tr.info)
+    optim = pyro.optim.Adam({"lr": args.lr})
+    svi = pyro.infer.SVI(model.model, model.guide, optim, pyro.infer.Trace_ELBO())
+    n, bs = xtr.shape[0], args.batch_size
+    state = {"round": 0, "step": 0, "perm": torch.randperm(n), "curve": [], "cpu": 0.0,
+             "wall": 0.0}
+    ckpt = args.checkpoint
+    if ckpt and os.path.exists(ckpt):
+        saved = torch.load(ckpt, weights_only=True)
+        if saved["config"] != model.config:
+            raise SystemExit(f"{ckpt} holds config {saved['config']}, not {model.config}")
+        model.load_state_dict(saved["state_dict"])
+        svi.step(xtr[:2], num_data=n)  # creates the optimizer slots...
+        model.load_state_dict(saved["state_dict"])  # ...then undo that step
+        optim.set_state(saved["optim"])
+        torch.set_rng_state(saved["rng"])
+        state = saved["state"]
+        print(f"resumed from {ckpt} at round {state['round']}", flush=True)
+    nv, ne = min(args.curve_valid, len(xva)), min(args.curve_exact, len(xva))
+    t_start = time.perf_counter()
+    while state["round"] < rounds:
+        c0, w0 = time.process_time(), time.perf_counter()
+        total = 0.0
+        for _ in range(steps_per_round):
+            i = (state["step"] * bs) % n
+            if i + bs > n:
+                state["perm"] = torch.randperm(n)
+                i = 0
+                state["step"] = 0
+            total += svi.step(xtr[state["perm"][i : i + bs]], num_data=n) / n
+            state["step"] += 1
+        state["cpu"] += time.process_time() - c0
+        state["wall"] += time.perf_counter() - w0
+        state["round"] += 1
+        with torch.no_grad():
+            model.eval()
+            oa = torch.cat([model.order_agnostic_objective(c) for c in xva[:nv].split(500)])
+            ex = model.log_prob_orderings(xva[:ne])[0]
+            model.train()
+        row = {"round": state["round"],
+               "images_seen": state["round"] * steps_per_round * bs,
+               "epochs": round(state["round"] * steps_per_round * bs / n, 2),
+               "train_oa_objective_running": -total / steps_per_round,
+               "valid_oa_objective": float(oa.mean()), "valid_oa_se": float(oa.std() / nv**0.5),
+               "valid_exact_identity": float(ex.mean()),
+               "valid_exact_identity_se": float(ex.std() / ne**0.5),
+               "cpu_seconds": round(state["cpu"], 1), "wall_seconds": round(state["wall"], 1),
+               "load": round(os.getloadavg()[0], 2)}
+        state["curve"].append(row)
+        print(json.dumps(row), flush=True)
+        if ckpt:
+            atomic_torch_save({"config": model.config, "state_dict": model.state_dict(),
+                               "optim": optim.get_state(), "rng": torch.get_rng_state(),
+                               "state": state}, ckpt)
+            model.save(ckpt.replace(".pt", "") + "_model.pt")
+            atomic_write_text(ckpt.replace(".pt", "") + "_curve.json",
+                              json.dumps(state["curve"], indent=1) + "\n")
+        if args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes:
+            print(f"stopping: --max-minutes {args.max_minutes} reached", flush=True)
+            break
+        if args.max_cpu_minutes and state["cpu"] > 60 * args.max_cpu_minutes:
+            print(f"stopping: --max-cpu-minutes {args.max_cpu_minutes} reached", flush=True)
+            break
+
+
+def eval_eonade(args):
+    """Test log-likelihood of a saved ``DeepNADEModel``: exact log p_o(x) for ``--eval-orderings``
+    orderings (identity + random) on the first ``--eval-images`` test images; the ensemble
+    log (1/M) sum_m p_m(x) (log of the MEAN probability) for M = 1, 2, 4, ..., and the mean of
+    the single-ordering log-likelihoods; standard errors over images."""
+    from pyrogen.datasets import load_binarized_mnist
+    from pyrogen.evaluation import log_mean_exp
+    from pyrogen.models.nade import DeepNADEModel
+
+    saved = torch.load(args.checkpoint, weights_only=True)  # not in the registry: no load()
+    model = DeepNADEModel(**saved["config"])
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    limit = 50 if args.quick else args.eval_images
+    xte = load_binarized_mnist(args.data, "test", limit=limit).x.float()
+    g = torch.Generator().manual_seed(1234)
+    M = 2 if args.quick else args.eval_orderings
+    orderings = torch.stack([torch.arange(784)] + [torch.randperm(784, generator=g)
+                                                   for _ in range(M - 1)])
+    c0, w0 = time.process_time(), time.perf_counter()
+    lp = model.log_prob_orderings(xte, orderings).double()  # (M, n)
+    out = {"images": len(xte), "orderings": M, "cpu_seconds": round(time.process_time() - c0, 1),
+           "wall_seconds": round(time.perf_counter() - w0, 1),
+           "load": round(os.getloadavg()[0], 2)}
+    se = len(xte) ** 0.5
+    single = lp.mean(0)
+    out["mean_single_ordering"] = [float(single.mean()), float(single.std() / se)]
+    out["identity_ordering"] = [float(lp[0].mean()), float(lp[0].std() / se)]
+    k = 1
+    while k <= M:
+        ens = log_mean_exp(lp[:k], 0).value
+        out[f"ensemble_{k}"] = [float(ens.mean()), float(ens.std() / se)]
+        k *= 2
+    print(json.dumps(out), flush=True)
+    if args.out_json:
+        with open(args.out_json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
 def main():
     p = bench_parser("NADE: MNIST training with checkpoints, log_prob throughput")
-    p.add_argument("--mode", choices=("throughput", "train", "train-made"),
+    p.add_argument("--mode", choices=("throughput", "train", "train-made", "train-eonade",
+                                      "eval-eonade"),
                    default="throughput")
     p.add_argument("--masks", type=int, default=8, help="train-made: number of orderings")
     p.add_argument("--data", default=os.environ.get("PYROGEN_DATA",
@@ -330,10 +471,20 @@ def main():
     p.add_argument("--num-orderings", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint", default=None)
+    p.add_argument("--layers", type=int, default=2, help="train-eonade: hidden layers")
+    p.add_argument("--round-steps", type=int, default=100, help="train-eonade: steps per round")
+    p.add_argument("--rounds", type=int, default=10_000, help="train-eonade: max rounds")
+    p.add_argument("--max-cpu-minutes", type=float, default=None)
+    p.add_argument("--curve-valid", type=int, default=2000)
+    p.add_argument("--curve-exact", type=int, default=100)
+    p.add_argument("--eval-images", type=int, default=500)
+    p.add_argument("--eval-orderings", type=int, default=16)
+    p.add_argument("--out-json", default=None)
     args = p.parse_args()
     torch.set_num_threads(args.threads or 1)
     print(header())
-    {"train": train, "train-made": train_made, "throughput": throughput}[args.mode](args)
+    {"train": train, "train-made": train_made, "throughput": throughput,
+     "train-eonade": train_eonade, "eval-eonade": eval_eonade}[args.mode](args)
 
 
 if __name__ == "__main__":
