@@ -76,6 +76,12 @@ weights degenerate, so check ``info["min_ess"]``). ``elbo`` returns the bound un
 The prior :math:`\mathcal N(0, I)` at :math:`t = T` assumes data of unit scale: standardize (or
 scale to :math:`[-1, 1]`) first.
 
+**Binary data**: :class:`BinomialDiffusion` is the binomial variant of [1] (forward chain
+:math:`q(x_t\mid x_{t-1}) = \mathrm{Bernoulli}(x_{t-1}(1-\beta_t) + \pi\beta_t)`, bits flipped
+toward :math:`\mathrm{Bernoulli}(\pi)`; reverse chain of Bernoulli conditionals from a
+time-conditioned MLP), with the same model/guide pair, the same estimators (closed-form KL bound,
+``Trace_ELBO``, importance sampling with the forward chain as proposal) and the same verbs.
+
 References
 ----------
 1. J. Sohl-Dickstein, E. Weiss, N. Maheswaranathan, S. Ganguli. *Deep unsupervised learning
@@ -99,12 +105,12 @@ import torch
 from pyro.nn import pyro_method
 from torch import nn
 
-from .._validation import check_choice, check_int
+from .._validation import check_binary, check_choice, check_int
 from ..evaluation import LogLikelihood
 from ..infer.importance import importance_log_likelihood, per_example_log_weights
 from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
-__all__ = ["DiffusionModel", "diffusion_schedule"]
+__all__ = ["DiffusionModel", "BinomialDiffusion", "diffusion_schedule"]
 
 SCHEDULES = ("cosine", "linear")
 REVERSE_VARIANCES = ("learned", "beta", "posterior")
@@ -691,3 +697,373 @@ def _check_sizes(value, name) -> tuple[int, ...]:
     for v in out:
         check_int(v, name + " entries", low=1)
     return out
+
+
+# ================================================================================ binary data
+def _bern_kl(q, logits_p):
+    r""":math:`\mathrm{KL}(\mathrm{Bern}(q)\,\|\,\mathrm{Bern}(\sigma(\ell)))` elementwise
+    (``q`` may be exactly 0 or 1)."""
+    logsig = nn.functional.logsigmoid
+    return (torch.xlogy(q, q) + torch.xlogy(1.0 - q, 1.0 - q)
+            - q * logsig(logits_p) - (1.0 - q) * logsig(-logits_p))
+
+
+class BinomialDiffusion(GenerativeModel):
+    r"""Binomial diffusion for binary data (Sohl-Dickstein et al. 2015 [1]_, §2.6 and App. B.2;
+    book §20.13): learned reverse chain (model), fixed bit-flipping forward chain (guide).
+
+    The forward chain mixes every bit toward the stationary :math:`\mathrm{Bernoulli}(\pi)`
+    (``base_rate``; :math:`\pi = 0.5` in [1]_),
+
+    .. math::
+
+        q(x_t \mid x_{t-1}) = \mathrm{Bernoulli}\bigl(x_t;\ x_{t-1}(1-\beta_t) + \pi\beta_t\bigr),
+        \qquad
+        q(x_t = 1 \mid x_0) = \bar\alpha_t x_0 + (1-\bar\alpha_t)\pi,
+        \quad \bar\alpha_t = \prod_{s\le t}(1-\beta_s),
+
+    independently over the :math:`D` bits. The generative model is the reverse chain
+
+    .. math::
+
+        p_\theta(x_{0:T}) = \mathrm{Bernoulli}(x_T; \pi) \prod_{t=1}^T
+        \mathrm{Bernoulli}\bigl(x_{t-1};\ \sigma(\ell_\theta(x_t, t))\bigr),
+        \qquad \ell_\theta(x_t, t) = \operatorname{logit}\bigl(x_t(1-\beta_t) + \pi\beta_t\bigr)
+        + f_\theta(2x_t - 1, \phi(t)),
+
+    :math:`f_\theta` an MLP on all bits of :math:`x_t` and sinusoidal features of :math:`t`
+    whose output layer starts at zero. The first term is the exact reverse kernel when the
+    data are :math:`\mathrm{Bernoulli}(\pi)^{\otimes D}` (the forward chain is then reversible):
+    the untrained model *is* :math:`\mathrm{Bernoulli}(\pi)^{\otimes D}` and the network
+    learns the departure from it. The bits of :math:`x_{t-1}` are independent given
+    :math:`x_t`; their dependence comes from the chain.
+
+    In Pyro terms: :meth:`model` has sites ``"x_T"`` ... ``"x_1"`` (latent) and ``"x_0"``
+    (observed), :meth:`guide` the sites ``"x_1"`` ... ``"x_T"`` of the forward chain (no
+    parameters), so ``Trace_ELBO`` on them is the evidence lower bound
+    :math:`\mathcal L(x_0) = \mathbb E_q \log \frac{p_\theta(x_{0:T})}{q(x_{1:T}\mid x_0)} \le
+    \log p_\theta(x_0)`. ``fit(loss="closed_form")`` (default) trains the same bound in its
+    KL form ([1]_ eq. 14)
+
+    .. math::
+
+        \mathcal L = \mathbb E_q \log p_\theta(x_0 \mid x_1) - \sum_{t=2}^T
+        \mathbb E_{q(x_t\mid x_0)}\mathrm{KL}\bigl(q(x_{t-1}\mid x_t, x_0)\,\|\,
+        p_\theta(x_{t-1}\mid x_t)\bigr) - \mathrm{KL}\bigl(q(x_T\mid x_0)\,\|\,
+        \mathrm{Bernoulli}(\pi)\bigr),
+
+    with the Bernoulli posterior :math:`q(x_{t-1}=1\mid x_t,x_0) \propto q(x_t\mid x_{t-1}=1)\,
+    q(x_{t-1}=1\mid x_0)` and every KL between Bernoullis in closed form, one independent
+    :math:`x_t \sim q(x_t\mid x_0)` per term (:meth:`elbo_terms`).
+
+    :meth:`log_likelihood` is the importance-sampled estimate with the forward chain as
+    proposal (kind ``"is_estimate"``: a stochastic lower bound in expectation, at least the
+    ELBO; check ``info["min_ess"]``). :meth:`elbo` returns the bound under its own name.
+
+    Parameters
+    ----------
+    n_features : int
+        :math:`D`.
+    num_timesteps : int, optional
+        :math:`T` (default 50; see :func:`diffusion_schedule`).
+    schedule : {"cosine", "linear"} or sequence of float
+        The :math:`\beta_t`, each in the open interval :math:`(0, 1)`.
+    beta_range : (float, float), optional
+        Endpoints of the ``"linear"`` schedule.
+    base_rate : float or sequence of float
+        :math:`\pi`, the stationary distribution (a scalar, or one value per feature, e.g. the
+        pixel marginals of the training data), each in :math:`(0, 1)`.
+    hidden_dims : tuple of int
+        Hidden layers of :math:`f_\theta`.
+    time_embedding_dim : int
+    activation : {"silu", "softplus", "tanh", "relu"}
+    seed : int or None
+        Seeds the initial network weights.
+
+    Notes
+    -----
+    Not in the model registry (``pyrogen.models.MODELS``), so :func:`pyrogen.models.load` does
+    not know it: save the ``state_dict`` and ``config`` and rebuild with
+    ``BinomialDiffusion(**config)``. ``Predictive(m.model, num_samples=S)(None, n)["x_0"]`` draws
+    :math:`S \times n` samples.
+
+    References
+    ----------
+    .. [1] J. Sohl-Dickstein, E. Weiss, N. Maheswaranathan, S. Ganguli. *Deep unsupervised
+       learning using nonequilibrium thermodynamics*. ICML 2015.
+    """
+
+    log_likelihood_kind = "is_estimate"
+
+    def __init__(
+        self,
+        n_features: int,
+        num_timesteps: int | None = None,
+        schedule="cosine",
+        beta_range=None,
+        base_rate=0.5,
+        hidden_dims=(128, 128),
+        time_embedding_dim: int = 16,
+        activation: str = "silu",
+        seed: int | None = 0,
+    ):
+        n_features = check_int(n_features, "n_features", low=1)
+        betas = diffusion_schedule(schedule, num_timesteps, beta_range)
+        if isinstance(base_rate, numbers.Real) and not isinstance(base_rate, bool):
+            rate = _check_betas([base_rate], "base_rate")
+            rate_cfg = rate[0]
+        else:
+            rate = _check_betas(base_rate, "base_rate", length=n_features)
+            rate_cfg = rate
+        hidden = _check_sizes(hidden_dims, "hidden_dims")
+        time_embedding_dim = check_int(time_embedding_dim, "time_embedding_dim", low=0)
+        check_choice(activation, "activation", tuple(_ACTIVATIONS))
+        super().__init__(
+            n_features=n_features,
+            num_timesteps=len(betas),
+            schedule=schedule if isinstance(schedule, str) else betas.tolist(),
+            beta_range=None if beta_range is None else [float(b) for b in beta_range],
+            base_rate=rate_cfg,
+            hidden_dims=list(hidden),
+            time_embedding_dim=time_embedding_dim,
+            activation=activation,
+            seed=None if seed is None else check_int(seed, "seed", low=0),
+        )
+        self.num_timesteps = len(betas)
+        self.register_buffer("betas", betas)
+        self.register_buffer("alphas_cumprod", torch.cumprod(1.0 - betas, 0))
+        self.register_buffer("base_rate", torch.tensor(rate, dtype=torch.float64)
+                             .expand(n_features).clone())
+        self.register_buffer("time_features", _time_features(len(betas), time_embedding_dim))
+        self.net = _EpsNet(n_features, time_embedding_dim, hidden, activation)
+        self.to(torch.get_default_dtype())
+        self._pname = self._pyro_name
+
+    # ------------------------------------------------------------------ chain quantities
+    def _check_bits(self, x, name: str = "x") -> torch.Tensor:
+        return check_binary(self._check_x(x, name), name)
+
+    def _col(self, v, t):
+        """``v[t - 1]`` for an int ``t``; with a LongTensor ``t`` a trailing unit dim added."""
+        out = v[t - 1]
+        return out if isinstance(t, int) else out[..., None]
+
+    def forward_marginal(self, x0: torch.Tensor, t) -> torch.Tensor:
+        r""":math:`q(x_t = 1 \mid x_0) = \bar\alpha_t x_0 + (1-\bar\alpha_t)\pi` (``t >= 1``, an
+        int or a LongTensor broadcasting against ``x0.shape[:-1]``)."""
+        abar = self._col(self.alphas_cumprod, t)
+        return abar * x0 + (1.0 - abar) * self.base_rate
+
+    def _step_probs(self, x_prev, t):
+        r""":math:`q(x_t = 1 \mid x_{t-1}) = x_{t-1}(1-\beta_t) + \pi\beta_t`."""
+        beta = self._col(self.betas, t)
+        return x_prev * (1.0 - beta) + self.base_rate * beta
+
+    def reverse_logits(self, xt: torch.Tensor, t) -> torch.Tensor:
+        r""":math:`\ell_\theta(x_t, t)`, the logits of :math:`p_\theta(x_{t-1} = 1 \mid x_t)`
+        (``t`` an int or a LongTensor, 1-based)."""
+        p0 = self._step_probs(xt, t)
+        base = torch.log(p0) - torch.log1p(-p0)
+        return base + self.net(2.0 * xt - 1.0, self.time_features[t - 1])
+
+    def _posterior_probs(self, x0, xt, t):
+        r""":math:`q(x_{t-1} = 1 \mid x_t, x_0)` for ``t >= 2``."""
+        a = self.forward_marginal(x0, t - 1)
+        beta = self._col(self.betas, t)
+        on1 = (1.0 - beta) + self.base_rate * beta  # q(x_t = 1 | x_{t-1} = 1)
+        on0 = self.base_rate * beta  # q(x_t = 1 | x_{t-1} = 0)
+        l1 = torch.where(xt > 0.5, on1, 1.0 - on1)
+        l0 = torch.where(xt > 0.5, on0, 1.0 - on0)
+        return a * l1 / (a * l1 + (1.0 - a) * l0)
+
+    def _register(self):
+        pyro.module(self._pname + ".net", self.net)
+
+    # ------------------------------------------------------------------ Pyro model / guide
+    def _plate(self, x, num_data):
+        if x is not None:
+            return self._data_plate(x, num_data)
+        n = 1 if num_data is None else check_int(num_data, "num_data", low=1)
+        return pyro.plate("data", n)
+
+    @pyro_method
+    def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
+        r"""The reverse chain: ``"x_T"`` :math:`\sim \mathrm{Bernoulli}(\pi)`, then
+        ``"x_{t-1}"`` :math:`\sim \mathrm{Bernoulli}(\sigma(\ell_\theta(x_t, t)))`, ``"x_0"``
+        observed at ``x`` (binary rows). ``x=None``: ``num_data`` rows (default 1) are
+        drawn."""
+        self._register()
+        t_max = self.num_timesteps
+        with self._plate(x, num_data) as idx:
+            n = idx.shape[0] if torch.is_tensor(idx) else int(idx)
+            probs = self.base_rate.expand(n, self.n_features)
+            xt = pyro.sample(f"x_{t_max}", dist.Bernoulli(probs=probs).to_event(1))
+            for t in pyro.markov(range(t_max, 0, -1)):
+                xt = pyro.sample(
+                    f"x_{t - 1}",
+                    dist.Bernoulli(logits=self.reverse_logits(xt, t)).to_event(1),
+                    obs=x if t == 1 else None,
+                )
+        return xt
+
+    @pyro_method
+    def guide(self, x: torch.Tensor, num_data: int | None = None):
+        r"""The fixed forward chain :math:`q(x_{1:T}\mid x_0) = \prod_t
+        \mathrm{Bernoulli}(x_t;\ x_{t-1}(1-\beta_t) + \pi\beta_t)`, sites ``"x_1"`` ...
+        ``"x_T"`` (no parameters)."""
+        with self._data_plate(x, num_data):
+            prev = x
+            for t in pyro.markov(range(1, self.num_timesteps + 1)):
+                prev = pyro.sample(
+                    f"x_{t}", dist.Bernoulli(probs=self._step_probs(prev, t)).to_event(1)
+                )
+
+    def _closed_form_model(self, x: torch.Tensor, num_data: int | None = None):
+        """Pyro model holding the closed-form per-example ELBO as a factor (empty guide)."""
+        self._register()
+        with self._data_plate(x, num_data):
+            pyro.factor("elbo_closed_form", self._terms(x).sum(-1))
+
+    def _empty_guide(self, x: torch.Tensor, num_data: int | None = None):
+        pass
+
+    # ------------------------------------------------------------------ the closed-form bound
+    def _terms(self, x0: torch.Tensor) -> torch.Tensor:
+        r"""One draw of the terms of the closed-form bound, shape ``(*x0.shape[:-1], T + 1)``:
+        ``[log p(x_0|x_1), -KL_2, ..., -KL_T, -KL(q(x_T|x_0) || Bern(pi))]``."""
+        t_max = self.num_timesteps
+        t_idx = torch.arange(1, t_max + 1, device=x0.device)
+        t_idx = t_idx.reshape(t_max, *([1] * (x0.dim() - 1))).expand(t_max, *x0.shape[:-1])
+        xt = torch.bernoulli(self.forward_marginal(x0, t_idx).expand(t_max, *x0.shape))
+        logits = self.reverse_logits(xt, t_idx)  # (T, ..., D): p(x_{t-1} | x_t), t = 1..T
+        l0 = -nn.functional.binary_cross_entropy_with_logits(
+            logits[0], x0, reduction="none").sum(-1)
+        out = [l0[..., None]]
+        if t_max >= 2:
+            post = self._posterior_probs(x0, xt[1:], t_idx[1:])
+            out.append((-_bern_kl(post, logits[1:]).sum(-1)).movedim(0, -1))
+        q_t = self.forward_marginal(x0, t_max)
+        rate = self.base_rate
+        prior_kl = (torch.xlogy(q_t, q_t) + torch.xlogy(1.0 - q_t, 1.0 - q_t)
+                    - q_t * torch.log(rate) - (1.0 - q_t) * torch.log1p(-rate)).sum(-1)
+        out.append(-prior_kl[..., None])
+        return torch.cat(out, -1)
+
+    @torch.no_grad()
+    def elbo_terms(self, x, num_particles: int = 100) -> torch.Tensor:
+        r"""Per-example, per-step terms of the closed-form bound averaged over
+        ``num_particles`` draws, shape ``(n, T + 1)`` (columns as in
+        :meth:`DiffusionModel.elbo_terms`); rows sum to Monte Carlo estimates of the ELBO."""
+        x = self._check_bits(x)
+        num_particles = check_int(num_particles, "num_particles", low=1)
+        return self._terms(x.expand(num_particles, *x.shape)).mean(0)
+
+    # ------------------------------------------------------------------ fitting
+    def fit_methods(self) -> tuple[str, ...]:
+        return ("svi",)
+
+    def fit(self, x, *, method: str = "svi", num_steps: int = 1000, lr: float = 1e-3,
+            batch_size: int | None = None, loss="closed_form", tol: float | None = DEFAULT_TOL,
+            seed: int | None = None, progress: bool = True, callback=None,
+            data_info: dict | None = None) -> FitHistory:
+        r"""Maximize the ELBO by Pyro SVI (Adam); the recorded loss is the negative ELBO per
+        example (nats; a bound, not a likelihood).
+
+        Parameters
+        ----------
+        x : Tensor, shape ``(n, n_features)``, binary
+        loss : {"closed_form", "elbo"} or pyro.infer.ELBO
+            ``"closed_form"``: the KL form of the bound as a ``pyro.factor`` (class docstring);
+            ``"elbo"``: ``Trace_ELBO`` on ``model``/``guide`` (one forward path per example);
+            a Pyro ELBO instance is applied to ``model``/``guide``.
+        method, num_steps, lr, batch_size, tol, seed, progress, callback, data_info
+            As in :meth:`GenerativeModel.fit <pyrogen.models.GenerativeModel.fit>`.
+        """
+        if method != "svi":
+            raise ValueError(
+                f"method must be one of {self.fit_methods()!r}. Got {method!r} instead."
+            )
+        x = self._check_bits(x)
+        model, guide = self.model, self.guide
+        if isinstance(loss, pyro.infer.ELBO):
+            elbo, name = loss, type(loss).__name__
+        else:
+            name = check_choice(loss, "loss", ("closed_form", "elbo"))
+            elbo = pyro.infer.Trace_ELBO(max_plate_nesting=1)
+            if loss == "closed_form":
+                model, guide = self._closed_form_model, self._empty_guide
+        hist = self._fit_svi(
+            x, num_steps=num_steps, lr=lr, batch_size=batch_size, loss=elbo, tol=tol,
+            seed=seed, progress=progress, callback=callback, data_info=data_info,
+            model=model, guide=guide,
+        )
+        hist.info["loss"] = f"negative ELBO per example ({name})"
+        return hist
+
+    # ------------------------------------------------------------------ evaluation
+    def log_likelihood(self, x, num_particles: int = 1000, batch_size: int = 100,
+                       chunk: int = 100) -> LogLikelihood:
+        r"""Importance-sampled :math:`\log p_\theta(x_0)` per example (kind ``"is_estimate"``),
+        the forward chain as proposal: :math:`\log\frac1K\sum_k p_\theta(x_0, x^{(k)}_{1:T}) /
+        q(x^{(k)}_{1:T}\mid x_0)`, a stochastic lower bound in expectation, at least the ELBO,
+        with delta-method standard errors
+        (:func:`~pyrogen.infer.importance.importance_log_likelihood`)."""
+        x = self._check_bits(x)
+        ll = importance_log_likelihood(
+            self.model, self.guide, x, num_particles=num_particles, batch_size=batch_size,
+            chunk=chunk, max_plate_nesting=1,
+        )
+        info = {**ll.info, "model": type(self).__name__,
+                "proposal": "forward binomial diffusion chain q(x_1:T | x_0)"}
+        return LogLikelihood(ll.values, ll.kind, ll.stderr, info=info)
+
+    def elbo(self, x, num_particles: int = 100, batch_size: int = 100,
+             estimator: str = "closed_form") -> LogLikelihood:
+        r"""Per-example ELBO (kind ``"elbo"``, a lower bound on :math:`\log p_\theta(x_0)`):
+        mean of ``num_particles`` draws of the estimator (``"closed_form"``, the KL form, or
+        ``"trace"``, :math:`\log p_\theta(x_{0:T}) - \log q(x_{1:T}\mid x_0)` along forward
+        paths), standard error :math:`\hat\sigma/\sqrt K`."""
+        x = self._check_bits(x)
+        num_particles = check_int(num_particles, "num_particles", low=2)
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        check_choice(estimator, "estimator", ("closed_form", "trace"))
+        vals, ses = [], []
+        with torch.no_grad(), poutine.block():
+            for s in range(0, x.shape[0], batch_size):
+                xb = x[s : s + batch_size]
+                if estimator == "closed_form":
+                    lw = self._terms(xb.expand(num_particles, *xb.shape)).sum(-1)
+                else:
+                    lw = per_example_log_weights(
+                        self.model, self.guide, (xb,), num_particles=num_particles,
+                        max_plate_nesting=1,
+                    ).log_weights
+                lw = lw.double()
+                vals.append(lw.mean(0))
+                ses.append(lw.std(0) / math.sqrt(num_particles))
+        return LogLikelihood(torch.cat(vals), "elbo", torch.cat(ses),
+                             info={"num_particles": num_particles, "estimator": estimator})
+
+    # ------------------------------------------------------------------ sampling / encoding
+    @torch.no_grad()
+    def sample_chain(self, n: int) -> torch.Tensor:
+        r"""The whole reverse chain, shape ``(T + 1, n, D)``, from :math:`x_T` (row 0) to
+        :math:`x_0` (row ``T``)."""
+        n = self._check_n(n)
+        with poutine.block():
+            tr = poutine.trace(self.model).get_trace(None, n)
+        return torch.stack([tr.nodes[f"x_{t}"]["value"]
+                            for t in range(self.num_timesteps, -1, -1)])
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        r"""``n`` draws :math:`x_0 \sim p_\theta(x_0)` (the reverse chain), shape ``(n, D)``."""
+        return self.sample_chain(n)[-1]
+
+    @torch.no_grad()
+    def transform(self, x, t: int | None = None) -> torch.Tensor:
+        r""":math:`\mathbb E_q[x_t\mid x_0] = q(x_t = 1 \mid x_0)` (default :math:`t = T`)."""
+        x = self._check_bits(x)
+        t = self.num_timesteps if t is None else check_int(t, "t", low=0,
+                                                           high=self.num_timesteps)
+        return x.clone() if t == 0 else self.forward_marginal(x, t)
