@@ -543,9 +543,76 @@ def bench_figure(args, out):
     print(out[-1], flush=True)
 
 
+# --------------------------------------------------------------------------------------------
+# SMC: adaptive schedule settings (particles x target conditional ESS x moves per temperature)
+# --------------------------------------------------------------------------------------------
+#: (particles, target_cess, num_moves) settings of the SMC tuning run.
+SMC_SETTINGS = [(100, 0.99, 1), (100, 0.999, 1), (300, 0.999, 1), (100, 0.999, 3),
+                (300, 0.9999, 1)]
+QUICK_SMC_SETTINGS = [(50, 0.99, 1)]
+
+
+def bench_smc(args, out):
+    """Adaptive-schedule SMC against the exact log Z, over SMC_SETTINGS and seeds."""
+    import warnings
+
+    import torch
+
+    from pyrogen.infer.annealing import smc
+
+    models = train_models(args, [])
+    store = os.path.join(args.model_dir, "smc_quick.jsonl" if args.quick else "smc.jsonl")
+    done = {(r["model"], r["chains"], r["cess"], r["moves"], r["seed"])
+            for r in _load_jsonl(store)}
+    settings = QUICK_SMC_SETTINGS if args.quick else SMC_SETTINGS
+    if args.smc_settings:
+        settings = [(int(a), float(b), int(c)) for a, b, c in
+                    (t.split(":") for t in args.smc_settings.split(","))]
+    for seed in range(args.seeds):
+        for chains, cess, moves in settings:
+            for name, (m, exact, _) in models.items():
+                if (name, chains, cess, moves, seed) in done:
+                    continue
+                gen = torch.Generator().manual_seed(seed)
+                t0, c0 = time.perf_counter(), time.thread_time()
+                with warnings.catch_warnings(), torch.no_grad():
+                    warnings.simplefilter("ignore")
+                    r = smc(rbm_path(m), None, chains, target_cess=cess, num_moves=moves,
+                            generator=gen)
+                row = dict(model=name, chains=chains, cess=cess, moves=moves, seed=seed,
+                           exact=exact, log_z=float(r.log_z), se=float(r.log_z_stderr),
+                           ess=float(r.ess), num_betas=int(r.num_betas),
+                           wall_s=time.perf_counter() - t0, cpu_s=time.thread_time() - c0,
+                           load=os.getloadavg()[0])
+                _append_jsonl(store, row)
+            print(f"done seed {seed} smc {chains}:{cess}:{moves} (load "
+                  f"{os.getloadavg()[0]:.1f})", flush=True)
+    rows = _load_jsonl(store)
+    lines = ["## SMC (adaptive schedule), error against the exact log Z",
+             "| model | particles | target CESS | moves | runs | mean err | max abs err | "
+             "<=0.1 | mean se | <=3se | temps | CPU s/run |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = sorted({(r["model"], r["chains"], r["cess"], r["moves"]) for r in rows})
+    for key in keys:
+        rr = [r for r in rows if (r["model"], r["chains"], r["cess"], r["moves"]) == key]
+        err = [r["log_z"] - r["exact"] for r in rr]
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(rr)} | "
+            f"{sum(err) / len(err):+.3f} | {max(abs(e) for e in err):.3f} | "
+            f"{sum(abs(e) <= 0.1 for e in err)}/{len(rr)} | "
+            f"{sum(r['se'] for r in rr) / len(rr):.3f} | "
+            f"{sum(abs(e) <= 3 * r['se'] for e, r in zip(err, rr))}/{len(rr)} | "
+            f"{sum(r['num_betas'] for r in rr) / len(rr):.0f} | "
+            f"{sum(r['cpu_s'] for r in rr) / len(rr):.1f} |")
+    text = "\n".join(lines)
+    print(text, flush=True)
+    out.append(text)
+
+
+
 SECTIONS = {"models": train_models, "grid": bench_grid, "pool": bench_pool,
             "patch": bench_patch, "throughput": bench_throughput,
-            "figure": bench_figure}
+            "figure": bench_figure, "smc": bench_smc}
 
 
 def main(argv=None):
@@ -560,6 +627,8 @@ def main(argv=None):
     p.add_argument("--raise-images", type=int, default=20)
     p.add_argument("--raise-setting", default="5x1000", help="RAISE chains x temperatures")
     p.add_argument("--figure", default=os.path.join(ROOT, "docs", "_static", "ais_accuracy.png"))
+    p.add_argument("--smc-settings", default=None,
+                   help="SMC settings particles:target_cess:moves, comma-separated")
     p.add_argument("--analyze", action="store_true", help="pool: tabulate saved pools only")
     p.add_argument("--model-dir", default=os.path.join(ROOT, "runs", "ais_models"))
     args = p.parse_args(argv)
