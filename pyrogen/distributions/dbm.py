@@ -555,6 +555,59 @@ class DeepBoltzmannMachine(BinaryEnergyBasedDistribution):
                     mus[lay] = torch.sigmoid(self._input(fixed, lay))
             return [m.detach() for m in mus[1:]]
 
+    def mean_field_masked(self, v: torch.Tensor, mask: torch.Tensor, num_iters: int | None = None):
+        r"""Mean field with part of the visible layer unknown: the recurrent net of
+        multi-prediction training (Goodfellow, Mirza, Courville & Bengio 2013), differentiable.
+
+        The visible units where ``mask`` is true are treated like hidden units (their mean-field
+        parameters start at :math:`\sigma(b_0)` and are updated with the even layers,
+        :math:`\mu_{0} \leftarrow \sigma(b_0 + W_1\mu_1)`); the others stay clamped at
+        ``v``. Initialised by the bottom-up pass of :meth:`mean_field`, then ``num_iters``
+        (default ``mean_field_iters``) sweeps, odd layers then even layers. Not detached: the
+        gradient flows through every iteration (back-propagation through the unrolled net).
+
+        Parameters
+        ----------
+        v : torch.Tensor
+            ``(..., n_0)``, binary where ``mask`` is false (other entries are ignored).
+        mask : torch.Tensor
+            Bool, broadcastable to ``v``: the units to predict.
+        num_iters : int, optional
+
+        Returns
+        -------
+        mus : list of torch.Tensor
+            :math:`[\mu_0, \mu_1, \dots, \mu_L]`, :math:`\mu_0` equal to ``v`` off the mask.
+        visible_logits : torch.Tensor
+            :math:`b_0 + W_1\mu_1` of the last sweep, ``(..., n_0)`` (the prediction of
+            :math:`\mu_0` on the mask, as logits for a stable cross-entropy).
+        """
+        iters = self.mean_field_iters if num_iters is None else check_int(num_iters, "num_iters", 0)
+        v = v.to(self.dtype)
+        mask = torch.as_tensor(mask, device=self.device).to(torch.bool)
+        try:
+            mask = mask.expand_as(v)
+        except RuntimeError as e:
+            raise ValueError(
+                f"mask must broadcast to v's shape {tuple(v.shape)}. Got shape "
+                f"{tuple(mask.shape)} instead."
+            ) from e
+        mus = [torch.where(mask, torch.sigmoid(self.biases[0]).expand_as(v), v)]
+        for lay in range(1, self.depth + 1):
+            scale = 2.0 if lay < self.depth else 1.0
+            mus.append(torch.sigmoid(self.biases[lay] + scale * (mus[-1] @ self.weights[lay - 1])))
+        logits0 = self.biases[0] + mus[1] @ self.weights[0].T
+        for _ in range(iters):
+            for lay in self._odd + self._even:
+                fixed = {k: mus[k] for k in (lay - 1, lay + 1) if 0 <= k <= self.depth}
+                a = self._input(fixed, lay)
+                if lay == 0:
+                    logits0 = a
+                    mus[0] = torch.where(mask, torch.sigmoid(a), v)
+                else:
+                    mus[lay] = torch.sigmoid(a)
+        return mus, logits0
+
     def mean_field_bound(self, v: torch.Tensor, mu=None) -> torch.Tensor:
         r"""The mean-field lower bound :math:`\log\tilde p(v) \ge -E(v, \mu) + \sum_l H(\mu_l)`,
         shape ``v.shape[:-1]``; differentiable in the parameters with :math:`\mu` held fixed

@@ -21,13 +21,23 @@ distribution. Its Pyro program is the joint :math:`p(v, h) = e^{-E(v,h)}/Z`:
 So ``SVI(model, guide, SGD, Trace_ELBO())`` *is* variational stochastic maximum likelihood
 (Algorithm 20.1); ``fit(method="vsml")`` runs it through the shared training loop.
 ``fit(method="pretrain")`` is the greedy layer-wise pretraining of Salakhutdinov & Hinton
-(2009) (§20.4.4), ``"pretrain+vsml"`` both.
+(2009) (§20.4.4), ``"pretrain+vsml"`` both. ``DBM(..., centering=True)`` trains the centered
+parametrization of Montavon & Müller (2012) (§20.4.5) with the same program;
+``fit(method="mp")`` is multi-prediction training (Goodfellow et al. 2013).
 
 ``log_likelihood``: :math:`\log\tilde p(v) - \log Z` with each term exact when small enough
 (``exact_max_units``), otherwise :math:`\log Z` by AIS on the DBM path and
 :math:`\log\tilde p(v)` by its mean-field lower bound -- the estimate of Salakhutdinov & Hinton
 (2009), labelled ``"ais_mean_field"`` (neither side in general: see :data:`pyrogen.evaluation.
 KINDS`).
+
+References
+----------
+1. R. Salakhutdinov and G. Hinton. Deep Boltzmann machines. *AISTATS* 2009.
+2. G. Montavon and K.-R. Müller. Deep Boltzmann machines and the centering trick. *Neural
+   Networks: Tricks of the Trade*, 2nd ed., Springer 2012.
+3. I. Goodfellow, M. Mirza, A. Courville and Y. Bengio. Multi-prediction deep Boltzmann
+   machines. *NeurIPS* 2013.
 """
 
 from __future__ import annotations
@@ -56,7 +66,7 @@ from .base import DEFAULT_TOL, FitHistory, GenerativeModel, register_model
 
 __all__ = ["DBM"]
 
-_METHODS = ("vsml", "pretrain", "pretrain+vsml")
+_METHODS = ("vsml", "pretrain", "pretrain+vsml", "mp")
 _GUIDES = ("mean_field", "sampled")
 _rbm_counter = itertools.count()
 
@@ -439,6 +449,7 @@ class DBM(GenerativeModel):
         callback=None,
         data_info: dict | None = None,
         pretrain_features: str = "probabilities",
+        mp_mask_prob: float = 0.5,
     ) -> FitHistory:
         r"""Train.
 
@@ -453,6 +464,15 @@ class DBM(GenerativeModel):
         a hidden layer's bias is the mean of the two RBMs' biases for it.
         ``num_steps`` steps per RBM. ``"pretrain+vsml"``: both, ``num_steps`` each.
 
+        ``"mp"``: multi-prediction training (Goodfellow, Mirza, Courville & Bengio 2013): each
+        step hides a random subset of the visible units of every row (each unit with probability
+        ``mp_mask_prob``), runs the mean-field recurrent net with the rest clamped
+        (:meth:`~pyrogen.distributions.DeepBoltzmannMachine.mean_field_masked`,
+        ``mean_field_iters`` sweeps) and minimizes the cross-entropy of the hidden units'
+        predictions, back-propagating through the unrolled iterations (SVI on :meth:`mp_model`,
+        an empty guide). It trains the DBM as an inpainting network: no :math:`\log Z`, no
+        chains, and no guarantee about the likelihood (see :meth:`inpaint`).
+
         Other parameters as :meth:`GenerativeModel.fit`. Returns the history of the last phase
         (``info["pretrain"]`` holds the per-layer final losses).
         """
@@ -463,6 +483,13 @@ class DBM(GenerativeModel):
         self._init_from_data(x)
         kw = dict(num_steps=num_steps, lr=lr, batch_size=batch_size, tol=tol,
                   progress=progress, callback=callback)
+        if method == "mp":
+            self._mp_mask_prob = check_float(mp_mask_prob, "mp_mask_prob", 0.0, 1.0, "oo")
+            hist = self._fit_svi(x, loss=loss, model=self.mp_model, guide=self._mp_guide, **kw)
+            hist.method = "mp"
+            hist.info["learning_rule"] = "multi-prediction (Goodfellow et al. 2013)"
+            hist.info["mask_prob"] = self._mp_mask_prob
+            return hist
         pre = None
         if method in ("pretrain", "pretrain+vsml"):
             pre = self._pretrain(x, pretrain_features, **kw)
@@ -481,6 +508,42 @@ class DBM(GenerativeModel):
         if pre is not None:
             hist.info["pretrain"] = pre.info["pretrain"]
         return hist
+
+    # ------------------------------------------------------------------ multi-prediction
+    def mp_loss(self, x, mask) -> torch.Tensor:
+        r"""Multi-prediction loss per row: :math:`-\sum_{i \in S}[x_i\log\hat\mu_i +
+        (1 - x_i)\log(1 - \hat\mu_i)]` over the masked visible units :math:`S` (``mask``
+        true), :math:`\hat\mu` the mean-field prediction with the rest of ``x`` clamped;
+        differentiable through the unrolled mean field. Shape ``x.shape[:-1]``."""
+        d = self.distribution(Exact())
+        _, logits = d.mean_field_masked(x, mask)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, x.to(logits.dtype), reduction="none"
+        )
+        return (bce * mask.to(bce.dtype)).sum(-1)
+
+    @pyro.nn.pyro_method
+    def mp_model(self, x: torch.Tensor, num_data: int | None = None):
+        """The multi-prediction objective as a Pyro program: a random mask per row, then
+        ``pyro.factor("mp", -mp_loss(x, mask))`` in the data plate (SVI with an empty guide
+        minimizes the expected loss per example)."""
+        p = getattr(self, "_mp_mask_prob", 0.5)
+        with self._data_plate(x, num_data):
+            mask = torch.rand(x.shape, device=x.device) < p
+            pyro.factor("mp", -self.mp_loss(x, mask))
+
+    def _mp_guide(self, x, num_data=None):
+        pass
+
+    def inpaint(self, x, mask, *, num_iters: int | None = None) -> torch.Tensor:
+        r"""Mean-field predictions :math:`P(x_i = 1)` of the masked visible units given the
+        others (:meth:`~pyrogen.distributions.DeepBoltzmannMachine.mean_field_masked`);
+        entries off the mask are ``x``. Shape ``x.shape``."""
+        x = self._check_x(x)
+        mask = torch.as_tensor(mask, device=x.device).to(torch.bool)
+        with torch.no_grad():
+            mus, _ = self.distribution(Exact()).mean_field_masked(x, mask, num_iters)
+        return mus[0]
 
     def _offset_callback(self, callback):
         """After every optimizer step: the running average of the offsets from the batch
