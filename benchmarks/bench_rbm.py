@@ -7,12 +7,16 @@ Sections (``--only train|ais|throughput`` runs one):
 
     * ``pyrogen-fit-cd1`` / ``pyrogen-fit-pcd1``: what a user runs, **defaults on**,
       ``BernoulliRBM(784, 500).fit(x, method="cd" | "pcd", optimizer="sgd", batch_size=100)``
-      (PCD with 100 chains): Pyro SVI + ``Trace_ELBO`` on the model's PyroModule parameters;
-      the data validated once per ``fit`` call (binary, shape, finite; included in the time),
-      the steps then with Pyro's per-step validation off, one joint SGD update per step, and
-      the normalizer's default value refresh (a short AIS run every ``refresh_every`` = 100
-      steps) included: with ``--batches`` a multiple of 100, every timed repeat contains the
-      same number of refreshes.
+      (PCD with 100 chains) on the first ``--batches * 100`` of the ``--rows`` loaded rows:
+      Pyro SVI + ``Trace_ELBO`` on the model's PyroModule parameters; the data validated once
+      per ``fit`` call (binary, shape, finite; included in the time), the steps then with
+      Pyro's per-step validation off, one joint SGD update per step, and the default value
+      refresh of log Z (a short AIS run at step 0 of each ``fit`` call and then at the start
+      of every convergence window, at most every 100 steps: ``fit(refresh_every=None)``)
+      included. ``--rows 50000 --batches 500``: each repeat is one epoch of the fixed
+      binarized MNIST with its one refresh, exactly what a user's epoch costs; the default
+      (5,000 rows, 100 batches) holds one refresh per 100 steps (the schedule of a 5,000-row
+      data set).
     * ``pyrogen-fit-cd1-norefresh`` / ``pyrogen-fit-pcd1-norefresh``: the same with the value
       refresh moved out of the timed loop (``refresh_every`` larger than the run): the learning
       rule alone. The difference of the two rows is the cost of the default monitoring.
@@ -42,9 +46,10 @@ Sections (``--only train|ais|throughput`` runs one):
     Each candidate runs ``--batches`` mini-batches (default 100 = 10,000 images); the time per
     epoch (50,000 images = 500 batches) is extrapolated linearly and said so. The headline
     ratio compares equal dtypes (pyrogen float32 against scikit-learn on float32 input); the
-    float64 row is what scikit-learn computes in for uint8 input. Goals (issue 3):
-    pyrogen >= 4x faster than scikit-learn, and pyrogen's useful flop rate >= 60% of the
-    measured matmul throughput. All candidates run single-threaded (``--threads``);
+    float64 row is what scikit-learn computes in for uint8 input. Goal (issue 19): the
+    default ``fit`` at >= 0.85 of the five-product ceiling (the ``matmul-*-f32`` rows: time of
+    the five products / time of ``fit``), i.e. >= 1.3x scikit-learn float32.
+    ``--candidates a,b,...`` times a subset. All candidates run single-threaded (``--threads``);
     ``--clock cpu`` times them by the thread's CPU time instead of wall time (on a shared
     machine the waits for a core then drop out).
 
@@ -66,6 +71,7 @@ import math
 import os
 import sys
 import time
+import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -163,7 +169,9 @@ def pyrogen_fit_trainer(x, method, n_hidden, num_batches, lr=0.05, seed=0, refre
     m.fit(xs, num_steps=1, **kw)  # first call: runs the value refresh once
 
     def run():
-        m.fit(xs, num_steps=num_batches, **kw)
+        with warnings.catch_warnings():  # ConvergenceWarning / AISWarning of short runs
+            warnings.simplefilter("ignore")
+            m.fit(xs, num_steps=num_batches, **kw)
         return float(m.weight.detach().abs().mean())
 
     return run
@@ -215,22 +223,30 @@ def bench_train(args, out):
 
     nb = 4 if args.quick else args.batches
     nh = 50 if args.quick else H
-    x = load_train(5000 if not args.quick else 1000)
+    x = load_train(args.rows if not args.quick else 1000)
     flops = 5 * 2 * B * V * nh * nb  # the minimal work of nb CD-1 / PCD-1 steps
-    cands = {
-        "pyrogen-fit-cd1": pyrogen_fit_trainer(x, "cd", nh, nb),
-        "pyrogen-fit-pcd1": pyrogen_fit_trainer(x, "pcd", nh, nb),
-        "pyrogen-fit-cd1-norefresh": pyrogen_fit_trainer(x, "cd", nh, nb, refresh=False),
-        "pyrogen-fit-pcd1-norefresh": pyrogen_fit_trainer(x, "pcd", nh, nb, refresh=False),
-        "pyrogen-svi-cd1": pyrogen_svi_trainer(x, "cd", nh, nb),
-        "pyrogen-svi-pcd1": pyrogen_svi_trainer(x, "pcd", nh, nb),
-        "pyrogen-svi-pcd1-reuse": pyrogen_svi_trainer(x, "pcd", nh, nb, reuse=True),
-        "pyrogen-svi-cd1-novalid": pyrogen_svi_trainer(x, "cd", nh, nb, validate=False),
-        "matmul-torch-f32": matmul_only(nh, nb),
-        "matmul-numpy-f32": matmul_only(nh, nb, backend="numpy"),
-        "sklearn-pcd1-f64": sklearn_trainer(x.numpy().astype("float64"), nh, nb),
-        "sklearn-pcd1-f32": sklearn_trainer(x.numpy().astype("float32"), nh, nb),
+    makers = {
+        "pyrogen-fit-cd1": lambda: pyrogen_fit_trainer(x, "cd", nh, nb),
+        "pyrogen-fit-pcd1": lambda: pyrogen_fit_trainer(x, "pcd", nh, nb),
+        "pyrogen-fit-cd1-norefresh": lambda: pyrogen_fit_trainer(x, "cd", nh, nb, refresh=False),
+        "pyrogen-fit-pcd1-norefresh": lambda: pyrogen_fit_trainer(
+            x, "pcd", nh, nb, refresh=False
+        ),
+        "pyrogen-svi-cd1": lambda: pyrogen_svi_trainer(x, "cd", nh, nb),
+        "pyrogen-svi-pcd1": lambda: pyrogen_svi_trainer(x, "pcd", nh, nb),
+        "pyrogen-svi-pcd1-reuse": lambda: pyrogen_svi_trainer(x, "pcd", nh, nb, reuse=True),
+        "pyrogen-svi-cd1-novalid": lambda: pyrogen_svi_trainer(x, "cd", nh, nb, validate=False),
+        "matmul-torch-f32": lambda: matmul_only(nh, nb),
+        "matmul-numpy-f32": lambda: matmul_only(nh, nb, backend="numpy"),
+        "sklearn-pcd1-f64": lambda: sklearn_trainer(x.numpy().astype("float64"), nh, nb),
+        "sklearn-pcd1-f32": lambda: sklearn_trainer(x.numpy().astype("float32"), nh, nb),
     }
+    needed = {"matmul-torch-f32", "matmul-numpy-f32", "sklearn-pcd1-f64", "sklearn-pcd1-f32"}
+    chosen = set(makers) if not args.candidates else set(args.candidates.split(",")) | needed
+    unknown = chosen - set(makers)
+    if unknown:
+        raise SystemExit(f"unknown candidates {sorted(unknown)}; choose from {sorted(makers)}")
+    cands = {k: f() for k, f in makers.items() if k in chosen}
     clock = "thread CPU time" if args.clock == "cpu" else "wall time"
     title = f"RBM {V}-{nh} training, batch {B}, {nb} batches per repeat, 1 thread each, {clock}"
     cmp = compare(
@@ -251,27 +267,22 @@ def bench_train(args, out):
             f"{t * 50000 / (nb * B):7.1f} s/epoch (extrap.)  {flops / t / 1e9:6.2f} GFLOP/s useful"
         )
     lines = [cmp.table(extra=extra, extra_header="per epoch / useful flop rate")]
-    for n in (
-        "pyrogen-fit-cd1",
-        "pyrogen-fit-pcd1",
-        "pyrogen-fit-cd1-norefresh",
-        "pyrogen-fit-pcd1-norefresh",
-        "pyrogen-svi-cd1",
-        "pyrogen-svi-pcd1",
-        "pyrogen-svi-pcd1-reuse",
-        "pyrogen-svi-cd1-novalid",
-    ):
+    for n in med:
+        if not n.startswith("pyrogen-"):
+            continue
         lines.append(
-            f"{n}: {med['sklearn-pcd1-f32'] / med[n]:.2f}x faster than sklearn-pcd1-f32 "
-            f"(equal dtype; goal >= 4x), {med['sklearn-pcd1-f64'] / med[n]:.2f}x than "
-            "sklearn-pcd1-f64; "
-            f"{mm_torch / med[n]:.2f} of torch's matmul throughput, {mm_best / med[n]:.2f} of "
-            "the machine's best float32 (goal >= 0.60)"
+            f"{n}: {mm_torch / med[n]:.2f} of the five-product ceiling (torch; goal >= 0.85), "
+            f"{mm_best / med[n]:.2f} of the best float32 BLAS; "
+            f"{med['sklearn-pcd1-f32'] / med[n]:.2f}x sklearn-pcd1-f32 (equal dtype; goal "
+            f">= 1.3x), {med['sklearn-pcd1-f64'] / med[n]:.2f}x sklearn-pcd1-f64"
         )
     for m in ("cd1", "pcd1"):
+        if f"pyrogen-fit-{m}" not in med or f"pyrogen-fit-{m}-norefresh" not in med:
+            continue
         on, off = med[f"pyrogen-fit-{m}"], med[f"pyrogen-fit-{m}-norefresh"]
         lines.append(
-            f"pyrogen-fit-{m}: the default log Z value refresh (AIS every 100 steps) is "
+            f"pyrogen-fit-{m}: the default log Z value refresh (AIS, at step 0 and every "
+            "window) is "
             f"{(on - off) / on:.0%} of what a user runs ({on:.3f} s vs {off:.3f} s without it)"
         )
     lines.append(
@@ -421,7 +432,15 @@ def main(argv=None):
     p.add_argument("--only", choices=("train", "ais", "throughput"), default=None)
     p.add_argument(
         "--batches", type=int, default=100,
-        help="mini-batches per timed repeat (a multiple of 100 = the default refresh_every)",
+        help="mini-batches per timed repeat (train; with --rows 50000 use 500: one epoch)",
+    )
+    p.add_argument(
+        "--rows", type=int, default=5000,
+        help="training rows loaded (train; the fit rows use the first batches * 100)",
+    )
+    p.add_argument(
+        "--candidates", default=None,
+        help="train: comma-separated candidates to time (the matmul and sklearn rows always)",
     )
     p.add_argument("--seeds", type=int, default=5, help="AIS runs per num_betas")
     p.add_argument(

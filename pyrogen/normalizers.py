@@ -272,8 +272,23 @@ class SMC(AIS):
             )
 
 
+#: refresh period (calls) of PCD / CD when ``refresh_every=None`` and no trainer schedules it
+DEFAULT_REFRESH_EVERY = 100
+
+
 class _SampleBasedNormalizer(Normalizer):
-    """Shared part of PCD and CD: gradient from chains, value from a refreshed estimator."""
+    """Shared part of PCD and CD: gradient from chains, value from a refreshed estimator.
+
+    ``refresh_every=None`` leaves the refresh schedule to whoever drives the training: a
+    trainer (``BernoulliRBM.fit``) may take it over (:meth:`schedule_refreshes`, then
+    :meth:`request_refresh` when it wants a fresh value); otherwise the value is refreshed
+    every :data:`DEFAULT_REFRESH_EVERY` calls, as with ``refresh_every=100``. An integer
+    ``refresh_every`` is the normalizer's own schedule and is always kept.
+    """
+
+    # class-level defaults (normalizers pickled before these attributes existed still load)
+    _driven = False
+    _refresh_requested = False
 
     def __init__(self, num_steps, estimator, refresh_every, fused=True):
         self.num_steps = check_int(num_steps, "num_steps", low=1)
@@ -286,7 +301,9 @@ class _SampleBasedNormalizer(Normalizer):
                 f"{type(estimator).__name__} instead."
             )
         self.estimator = estimator
-        self.refresh_every = check_int(refresh_every, "refresh_every", low=1)
+        self.refresh_every = (
+            None if refresh_every is None else check_int(refresh_every, "refresh_every", low=1)
+        )
         self.calls = 0
         self._value: LogZEstimate | None = None
 
@@ -311,11 +328,27 @@ class _SampleBasedNormalizer(Normalizer):
         )
         return self._value
 
+    def request_refresh(self) -> None:
+        """Refresh the value at the next call (a trainer's own schedule)."""
+        self._refresh_requested = True
+
+    def schedule_refreshes(self, driven: bool) -> None:
+        """``driven=True``: a trainer's schedule replaces the call count; only
+        :meth:`request_refresh` (and a missing or mis-shaped value) then triggers a refresh.
+        ``False`` restores the call-count schedule."""
+        self._driven = bool(driven)
+
     def _value_for(self, dist, shape) -> LogZEstimate:
-        due = self._value is None or self.calls % self.refresh_every == 0
+        every = self.refresh_every or DEFAULT_REFRESH_EVERY
+        due = (
+            self._value is None
+            or self._refresh_requested
+            or (not self._driven and self.calls % every == 0)
+        )
         if not due and tuple(self._value.log_z.shape) != tuple(shape):
             due = True
         if due:
+            self._refresh_requested = False
             self.refresh(dist)
             return self._value
         v = self._value
@@ -376,8 +409,9 @@ class PCD(_SampleBasedNormalizer):
         Transitions per call (PCD-k), default 1.
     estimator : Exact or AIS, optional
         How the value is refreshed.
-    refresh_every : int
-        Refresh the value every this many calls (default 100).
+    refresh_every : int or None
+        Refresh the value every this many calls (default 100). ``None``: the trainer decides
+        (``BernoulliRBM.fit`` refreshes at convergence-window starts), else every 100 calls.
     init : torch.Tensor, optional
         Initial chain states, shape ``(num_chains, *param_batch_shape, *event_shape)`` or
         broadcastable to it (e.g. a batch of data rows); default: draws from the
@@ -406,7 +440,7 @@ class PCD(_SampleBasedNormalizer):
         num_steps: int = 1,
         *,
         estimator: Exact | AIS | None = None,
-        refresh_every: int = 100,
+        refresh_every: int | None = 100,
         init: torch.Tensor | None = None,
         fused: bool = True,
         reuse_hidden: bool = False,
@@ -435,6 +469,7 @@ class PCD(_SampleBasedNormalizer):
         self.chains = None
         self.hidden = None
         self._value = None
+        self._refresh_requested = False
         self.calls = 0
 
     def _ensure_chains(self, dist) -> bool:
@@ -501,8 +536,8 @@ class CD(_SampleBasedNormalizer):
         Gibbs transitions k (default 1).
     estimator : Exact or AIS, optional
         How the value is refreshed (default as for :class:`PCD`).
-    refresh_every : int
-        Refresh the value every this many calls (default 100).
+    refresh_every : int or None
+        Refresh the value every this many calls (default 100); ``None`` as for :class:`PCD`.
     fused : bool
         Let :meth:`pyrogen.distributions.RBM.log_prob` take its fused CD step (default True;
         unbatched RBMs only): the data's hidden pre-activation is computed once for the free
@@ -519,7 +554,7 @@ class CD(_SampleBasedNormalizer):
         num_steps: int = 1,
         *,
         estimator: Exact | AIS | None = None,
-        refresh_every: int = 100,
+        refresh_every: int | None = 100,
         fused: bool = True,
     ):
         super().__init__(num_steps, estimator, refresh_every, fused)

@@ -171,6 +171,23 @@ def test_pcd_value_is_refreshed_on_schedule_and_flagged_stale():
     assert pcd.chains is None and pcd(d).kind == "ais_estimate"
 
 
+def test_refresh_every_none_is_every_100_calls_unless_a_trainer_schedules_it():
+    d = RBM(*_rbm_params(5, 3))
+    for norm in (PCD(num_chains=4, refresh_every=None), CD(refresh_every=None)):
+        x = (torch.rand(4, 5) < 0.5).to(d.dtype)
+        call = (lambda n=norm: n(d)) if isinstance(norm, PCD) else (lambda n=norm, x=x: n(d, x))
+        kinds = [call().kind for _ in range(101)]
+        assert kinds[0] == "exact" and kinds[100] == "exact"
+        assert set(kinds[1:100]) == {"stale_exact"}
+        norm.schedule_refreshes(True)  # a trainer's schedule: only requests refresh
+        assert {call().kind for _ in range(150)} == {"stale_exact"}
+        norm.request_refresh()
+        assert [call().kind for _ in range(2)] == ["exact", "stale_exact"]
+        norm.schedule_refreshes(False)
+    with pytest.raises(ValueError, match="refresh_every must be"):
+        PCD(refresh_every=0)
+
+
 def test_pcd_cd_bad_arguments():
     d = RBM(*_rbm_params(5, 3))
     with pytest.raises(ValueError, match="CD needs the data"):

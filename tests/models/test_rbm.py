@@ -331,6 +331,99 @@ def test_gbrbm_bad_arguments():
         m.fit(torch.zeros(5, 3, dtype=D), method="gibbs", progress=False)
 
 
+# ------------------------------------------------------------------ log Z refresh schedule
+def _count_refreshes(norm):
+    steps = []
+    orig = norm.refresh
+
+    def counted(dist):
+        steps.append(norm.calls)
+        return orig(dist)
+
+    norm.refresh = counted
+    return steps
+
+
+@pytest.mark.parametrize("training", ["cd", "pcd"])
+def test_fit_refreshes_log_z_at_window_starts(training):
+    """Default: at step 0 of each fit, then every P steps, P the smallest multiple of the
+    convergence window (whole epochs >= 50 steps) of at least 100 steps (issue 19)."""
+    x = (torch.rand(200, 12, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    m = BernoulliRBM(12, 5, training=training, num_chains=7, seed=0)
+    calls = _count_refreshes(m.normalizer(training))
+    kw = dict(method=training, batch_size=10, lr=0.05, tol=None, progress=False, seed=0)
+    h = m.fit(x, num_steps=250, **kw)  # 20 steps/epoch: window 60 steps, P = 120
+    assert h.info["log_z_refresh_every"] == 120
+    assert calls == [0, 120, 240]
+    h = m.fit(x, num_steps=30, **kw)  # a new fit call refreshes at its step 0
+    assert calls == [0, 120, 240, 250]
+    # 1,000 rows at batch 10: window = one epoch of 100 steps = P
+    big = x.repeat(5, 1)
+    assert m.fit(big, num_steps=1, **kw).info["log_z_refresh_every"] == 100
+    # batch 4 on 200 rows: 50 steps per epoch, P = 100; full batch: window 50 steps, P = 100
+    assert m.fit(x, num_steps=1, **{**kw, "batch_size": 4}).info["log_z_refresh_every"] == 100
+    assert m.fit(x, num_steps=1, **{**kw, "batch_size": None}).info["log_z_refresh_every"] == 100
+    # MNIST-sized: 50,000 rows at batch 100 -> once per epoch (500 steps)
+    mn = torch.zeros(50_000, 12)
+    mn[::2, :3] = 1.0
+    assert m.fit(mn, num_steps=1, **{**kw, "batch_size": 100}).info["log_z_refresh_every"] == 500
+
+
+def test_fit_refresh_every_argument_and_normalizer_setting_are_kept():
+    x = (torch.rand(200, 12, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    m = BernoulliRBM(12, 5, training="cd", seed=0)
+    norm = m.normalizer("cd")
+    calls = _count_refreshes(norm)
+    kw = dict(batch_size=10, lr=0.05, tol=None, progress=False, seed=0)
+    assert m.fit(x, num_steps=70, refresh_every=30, **kw).info["log_z_refresh_every"] == 30
+    assert calls == [0, 30, 60]
+    # a refresh_every set on the normalizer is its own schedule (calls count), kept by fit
+    norm.refresh_every = 7
+    del calls[:]
+    h = m.fit(x, num_steps=15, **kw)
+    assert h.info["log_z_refresh_every"] == 7
+    assert calls == [c for c in range(70, 85) if c % 7 == 0]
+    # after fit the normalizer is not driven: model() refreshes on its own schedule again
+    norm.refresh_every = None
+    del calls[:]
+    d = m.distribution(norm)
+    with torch.no_grad():
+        for _ in range(101):
+            d.log_prob(x[:10])
+    assert calls == [100]  # the call counts 85..185: every 100 calls again
+    with pytest.raises(ValueError, match="refresh_every must be"):
+        m.fit(x, num_steps=1, refresh_every=0, **kw)
+
+
+def test_fast_draws_are_seeded_by_torch_and_keep_fit_equal_to_svi_step(monkeypatch):
+    """The opt-in numpy PCG64 draws (FAST_DRAWS) are reproducible under pyro.set_rng_seed and
+    one fit step still equals one SVI.step."""
+    import pyro
+    from pyro.infer import SVI, Trace_ELBO
+
+    import pyrogen.distributions.boltzmann as bz
+    from pyrogen._random import fast_uniform_
+
+    monkeypatch.setattr(bz, "FAST_DRAWS", True)
+    torch.manual_seed(5)
+    u1 = fast_uniform_(torch.empty(4000))
+    torch.manual_seed(5)
+    u2 = fast_uniform_(torch.empty(4000))
+    assert torch.equal(u1, u2) and 0 <= float(u1.min()) and float(u1.max()) < 1
+    assert abs(float(u1.mean()) - 0.5) < 0.02
+    t = torch.empty(3, 4).T  # not contiguous: torch's own uniform_
+    assert float(fast_uniform_(t).max()) < 1
+    x = (torch.rand(30, 12, generator=torch.Generator().manual_seed(0)) < 0.4).float()
+    a = BernoulliRBM(12, 5, training="cd", seed=0)
+    b = BernoulliRBM(12, 5, training="cd", seed=0)
+    a.fit(x, num_steps=1, lr=0.05, optimizer="sgd", tol=None, seed=3, progress=False)
+    pyro.set_rng_seed(3)
+    b._init_from_data(x)
+    SVI(b.model, b.guide, pyro.optim.SGD({"lr": 0.05 / 30}), Trace_ELBO()).step(x)
+    for (name, pa), (_, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
+        torch.testing.assert_close(pa, pb, rtol=0, atol=1e-6, msg=name)
+
+
 # ------------------------------------------------------------------ fit step == SVI.step
 @pytest.mark.parametrize("training,optimizer", [("cd", "sgd"), ("pcd", "sgd"), ("pcd", "adam"),
                                                 ("exact", "adam")])
