@@ -478,13 +478,14 @@ class DBM(GenerativeModel):
         """
         check_choice(method, "method", _METHODS)
         check_choice(pretrain_features, "pretrain_features", PROPAGATE)
+        mp_mask_prob = check_float(mp_mask_prob, "mp_mask_prob", 0.0, 1.0, "oo")
         x = self._check_bin(x)
         self._begin_fit(seed, data_info)
         self._init_from_data(x)
         kw = dict(num_steps=num_steps, lr=lr, batch_size=batch_size, tol=tol,
                   progress=progress, callback=callback)
         if method == "mp":
-            self._mp_mask_prob = check_float(mp_mask_prob, "mp_mask_prob", 0.0, 1.0, "oo")
+            self._mp_mask_prob = mp_mask_prob
             hist = self._fit_svi(x, loss=loss, model=self.mp_model, guide=self._mp_guide, **kw)
             hist.method = "mp"
             hist.info["learning_rule"] = "multi-prediction (Goodfellow et al. 2013)"
