@@ -271,6 +271,7 @@ def run_checkpointed(args):
         print(f"pretrained: {n} steps per RBM, cpu {state['pretrain_cpu_s']:.0f}s; {pt}",
               flush=True)
         save_state()
+        model.save(os.path.join(args.run_dir, "model_pretrained.pt"))
     stop = _deadline(args.train_until)
     while state["phase"] == "joint" and state["epochs_done"] < args.epochs:
         last = [c["epoch_wall_s"] for c in state["curve"] if "epoch_wall_s" in c]
