@@ -2,7 +2,8 @@
 
     python examples/gan_mnist.py --quick                     # CI smoke run, seconds (8x8 digits)
     python examples/gan_mnist.py --epochs 200                # 8x8 grey-level digits, minutes
-    PYROGEN_DATA=path/to/data python examples/gan_mnist.py --mnist --train 10000 --epochs 5
+    PYROGEN_DATA=path/to/data PYROGEN_MNIST_LABELS=path/to/binarized_mnist_labels.npz \
+        python examples/gan_mnist.py --mnist --train 10000 --epochs 5
 
 None of the scores below is a likelihood (book §20.14): the classifier score (an Inception-Score
 analogue: higher is better, the real test images give its ceiling), the Fréchet distance in the
@@ -58,9 +59,15 @@ def main(argv=None):
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     if args.mnist and not args.quick:
+        # labels that belong to the images: PYROGEN_MNIST_LABELS (recover_mnist_labels.py)
         tr = load_binarized_mnist(args.data, "train", limit=args.train)
-        te = load_binarized_mnist(args.data, "test", limit=2000)
-        x_train, y_train, x_test = tr.x.float(), tr.y, te.x.float()
+        te = load_binarized_mnist(args.data, "test")
+        if tr.y is None or te.y is None:
+            raise SystemExit("MNIST scoring needs labels: set PYROGEN_MNIST_LABELS")
+        metrics.check_label_agreement(tr.x, tr.y, te.x, te.y)  # refuses misordered labels
+        # the binarized test split is sorted by class: a random 2,000 of it
+        keep = torch.randperm(te.x.shape[0], generator=torch.Generator().manual_seed(0))[:2000]
+        x_train, y_train, x_test = tr.x.float(), tr.y, te.x.float()[keep]
         shape, arch, latent = (28, 28), "conv", 32
     else:
         # grey levels in [0, 1]: on binary data a discriminator can tell any non-binary output

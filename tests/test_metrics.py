@@ -106,3 +106,17 @@ def test_bad_input():
         M.precision_recall(torch.zeros(3, 2), torch.zeros(3, 2), k=5)
     with pytest.raises(ValueError, match="std must be a float"):
         M.mode_coverage(torch.zeros(3, 2), torch.zeros(1, 2), std=0.0)
+
+
+def test_label_agreement_accepts_own_labels_and_refuses_shuffled_ones():
+    from pyrogen.datasets import load_digits
+
+    d = load_digits(binarize="threshold", seed=0)
+    x, y = d.x.double(), d.y.long()
+    good = M.check_label_agreement(x[:1200], y[:1200], x[1200:], y[1200:])
+    assert good > 0.8
+    # the same labels in another order, as in the shared binarized MNIST npz
+    y_bad = y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))]
+    assert M.label_agreement(x[:1200], y_bad[:1200], x[1200:], y_bad[1200:]) < 0.3
+    with pytest.raises(ValueError, match="labels do not belong to the images"):
+        M.check_label_agreement(x[:1200], y_bad[:1200], x[1200:], y_bad[1200:])
