@@ -190,6 +190,8 @@ ALLOWED = {
     "numpyro": LOW,
     "models": LOW | {"distributions", "normalizers", "infer", "diagnostics", "numpyro"},
     "distributed": FOUNDATIONS,
+    # optional Lightning wrapper (pyrogen[lightning]): takes a model object, imports none
+    "lightning": FOUNDATIONS,
     "testing": LOW | {"distributions", "normalizers", "infer", "models", "diagnostics",
                       "numpyro"},
     # ``import pyrogen`` stays light: no models, no JAX, no command line
