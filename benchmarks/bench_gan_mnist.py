@@ -114,6 +114,8 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=6.0, help="wall-clock budget per model")
     ap.add_argument("--samples", type=int, default=2000)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--vae-activation", default="softplus",
+                    help="the VAE's activation (rows named vae_<activation>_* unless softplus)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="runs/gan/mnist")
     args = ap.parse_args(argv)
@@ -158,14 +160,16 @@ def main(argv=None):
                 samples = {"real": real}
             elif method == "vae":
                 model = VAE(784, latent_dims=32, architecture="conv", image_shape=SHAPE,
-                            likelihood="bernoulli", seed=args.seed)
+                            likelihood="bernoulli", activation=args.vae_activation,
+                            seed=args.seed)
                 h = model.fit(x_train, num_epochs=1000, batch_size=64, lr=1e-3, progress=False,
                               seed=args.seed, max_seconds=budget, tol=None)
                 info = {"epochs": len(h.metrics["elbo"]), "elbo_monitor": h.metrics["elbo"][-1],
                         "active_units": h.metrics["active_units"][-1]}
                 with torch.no_grad():
-                    samples = {"vae_means": model.sample(args.samples, mean=True).float(),
-                               "vae_draws": model.sample(args.samples).float()}
+                    v = "vae" if args.vae_activation == "softplus" else f"vae_{args.vae_activation}"
+                    samples = {f"{v}_means": model.sample(args.samples, mean=True).float(),
+                               f"{v}_draws": model.sample(args.samples).float()}
             elif method == "gmmn_ae":
                 ae = AE()
                 ae_epochs, ae_loss = ae.fit(x_train, budget / 3, seed=args.seed)
@@ -199,7 +203,9 @@ def main(argv=None):
                     samples = {method: model.sample(args.samples, mean=True).float()}
         cpu, wall = time.process_time() - t_cpu, time.perf_counter() - t_wall
         if method != "real":
-            model.save(os.path.join(args.out, f"{method}.pt"))
+            tag = method if method != "vae" or args.vae_activation == "softplus" else \
+                f"vae_{args.vae_activation}"
+            model.save(os.path.join(args.out, f"{tag}.pt"))
             print(f"{method}: {info.get('epochs')} epochs, {cpu:.0f} CPU s, {wall:.0f} wall s, "
                   f"load {os.getloadavg()[0]:.1f}", flush=True)
         for name, s in samples.items():
