@@ -51,12 +51,7 @@ from torch import nn
 
 from .._validation import check_binary, check_choice, check_float, check_int
 from ..distributions import RBM, DeepBoltzmannMachine
-from ..distributions.dbm import (
-    _entropy,
-    center_dbm_parameters,
-    check_offsets,
-    uncenter_dbm_parameters,
-)
+from ..distributions.dbm import _entropy, _offset_inputs, check_offsets
 from ..evaluation import LogLikelihood
 from ..infer.annealing import base_rate_visible_bias
 from ..infer.annealing.defaults import DEFAULT_NUM_BETAS
@@ -273,14 +268,16 @@ class DBM(GenerativeModel):
         the centered parameters (the offsets are constants)."""
         if not self.centering:
             return self.weights, self.biases
-        w, b, _ = uncenter_dbm_parameters(self.weights, self.biases, self.offsets)
-        return w, b
+        # uncenter_dbm_parameters without its checks (the buffers are checked when set)
+        inputs = _offset_inputs(self.weights, self.offsets)
+        return self.weights, [b - a for b, a in zip(self.biases, inputs)]
 
     def _write_plain(self, weights, biases) -> None:
         """Store ordinary parameters (centering them with the current offsets if centered)."""
         with torch.no_grad():
             if self.centering:
-                weights, biases = center_dbm_parameters(weights, biases, self.offsets)
+                inputs = _offset_inputs(weights, self.offsets)
+                biases = [b + a for b, a in zip(biases, inputs)]
             for p, v in zip([*self.weights, *self.biases], [*weights, *biases]):
                 p.copy_(v)
 
@@ -296,7 +293,9 @@ class DBM(GenerativeModel):
         distribution stays the same: :math:`\tilde b_l \leftarrow b_l + W_{l+1}\mu'_{l+1} +
         W_l^\top\mu'_{l-1}` with :math:`b_l` the ordinary biases."""
         self._require_centering("set_offsets")
-        offsets = check_offsets(offsets, self.sizes, self.dtype, name="offsets")
+        self._set_offsets(check_offsets(offsets, self.sizes, self.dtype, name="offsets"))
+
+    def _set_offsets(self, offsets) -> None:
         with torch.no_grad():
             w, b = (list(t.detach().clone() for t in ts) for ts in self.plain_parameters())
             for m, new in zip(self.offsets, offsets):
@@ -329,9 +328,11 @@ class DBM(GenerativeModel):
                 raise ValueError("update_offsets needs x (a data batch) or means.")
             means = self.layer_means(x)
         means = check_offsets(list(means), self.sizes, self.dtype, name="means")
+        self._average_offsets(means, nu)
+
+    def _average_offsets(self, means, nu) -> None:
         with torch.no_grad():
-            new = [(1 - nu) * m + nu * a for m, a in zip(self.offsets, means)]
-        self.set_offsets(new)
+            self._set_offsets([(1 - nu) * m + nu * a for m, a in zip(self.offsets, means)])
 
     def normalizer(self) -> PCD:
         """The PCD normalizer of :meth:`model` (kept: its chains persist across steps)."""
@@ -554,7 +555,7 @@ class DBM(GenerativeModel):
         def cb(i, value):
             if self._batch_means is not None:
                 means, self._batch_means = self._batch_means, None
-                self.update_offsets(means=means)
+                self._average_offsets(means, self.config["offset_rate"])
             if callback is not None:
                 callback(i, value)
 
