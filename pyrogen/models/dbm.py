@@ -319,8 +319,10 @@ class DBM(GenerativeModel):
         :math:`\nu` = ``rate`` (default ``offset_rate``), through :meth:`set_offsets`, so the
         biases are reparametrized and the distribution does not change.
 
-        ``fit`` calls it after every optimizer step with the means of that step's batch (the
-        guide's); a hand-run ``SVI`` loop calls it itself."""
+        ``fit`` calls it after every optimizer step with the means of that step's batch as the
+        guide computed them (before the step); a hand-run ``SVI`` loop calls it itself, either
+        with ``x`` (mean field recomputed with the current parameters) or with the same
+        ``means``."""
         self._require_centering("update_offsets")
         nu = self.config["offset_rate"] if rate is None else check_float(rate, "rate", 0, 1)
         if means is None:
@@ -464,6 +466,11 @@ class DBM(GenerativeModel):
         layer doubled, the middle ones plain and their weights halved when the DBM is composed;
         a hidden layer's bias is the mean of the two RBMs' biases for it.
         ``num_steps`` steps per RBM. ``"pretrain+vsml"``: both, ``num_steps`` each.
+
+        With ``centering=True``, ``"vsml"`` first sets the offsets from ``x`` if they were
+        never set (:meth:`update_offsets` with rate 1 on at most 2,000 evenly spaced rows, the
+        visible offsets from all rows) and moves them by the running average after every
+        optimizer step; pretraining is the ordinary one, stored centered.
 
         ``"mp"``: multi-prediction training (Goodfellow, Mirza, Courville & Bengio 2013): each
         step hides a random subset of the visible units of every row (each unit with probability
