@@ -175,6 +175,7 @@ def load_binarized_mnist(
     dtype: torch.dtype | None = None,
     limit: int | None = None,
     labels: str | os.PathLike | None = None,
+    subset: str = "first",
 ) -> Dataset:
     """The fixed binarized MNIST (Salakhutdinov & Murray 2008), 784 binary pixels per image.
 
@@ -190,7 +191,13 @@ def load_binarized_mnist(
         images, and is labelled so); an ``.amat`` file whose name names no split is labelled
         ``split`` if given, else ``"unknown"``.
     limit : int, optional
-        Keep only the first ``limit`` images (a positive int).
+        Keep only ``limit`` images (a positive int), chosen by ``subset``.
+    subset : {"first", "spaced"}
+        Which ``limit`` images: ``"first"`` (default) the first ones in the file; ``"spaced"``
+        ``limit`` evenly spaced ones (rows ``floor(i * n / limit)``). **The test split of the
+        fixed binarization is ordered by digit class** (its first 980 images are zeros, the next
+        1,135 ones, ...; train and valid are not ordered), so the first ``limit`` test images
+        are not a representative sample: use ``subset="spaced"`` for a subset of the test split.
     labels : str or path-like, optional
         A ``.npz`` file with an array ``{split}_y`` of one label per image of the split, in the
         images' order (e.g. written by ``benchmarks/recover_mnist_labels.py`` with
@@ -219,6 +226,7 @@ def load_binarized_mnist(
         check_choice(split, "split", MNIST_SPLITS)
     if limit is not None:
         limit = check_int(limit, "limit", low=1)
+    check_choice(subset, "subset", ("first", "spaced"))
     candidates = _candidate_paths(path, split or "train")
     found = next((c for c in candidates if os.path.isfile(c)), None)
     if found is None:
@@ -238,8 +246,9 @@ def load_binarized_mnist(
                 f"Got split={split!r} instead."
             )
         label = named or split or "unknown"
-        arr = np.loadtxt(found, dtype=np.uint8, max_rows=limit)
+        arr = np.loadtxt(found, dtype=np.uint8, max_rows=limit if subset == "first" else None)
         arr = np.atleast_2d(arr)
+        arr = arr[_subset_rows(arr.shape[0], limit, subset)]
     else:
         label = split = split or "train"
         with np.load(found) as z:
@@ -249,10 +258,11 @@ def load_binarized_mnist(
                     f"{found!r} has no array {key!r}; expected arrays "
                     f"train_x/valid_x/test_x (and *_y). Got {sorted(z.files)} instead."
                 )
-            arr = z[key][:limit] if limit is not None else z[key]
+            arr = z[key]
+            rows = _subset_rows(arr.shape[0], limit, subset)
+            arr = arr[rows]
             if f"{split}_y" in z:
-                yy = z[f"{split}_y"]
-                y = torch.as_tensor((yy[:limit] if limit is not None else yy).astype(np.int64))
+                y = torch.as_tensor(z[f"{split}_y"][rows].astype(np.int64))
     if arr.ndim != 2 or arr.shape[1] != 784:
         raise ValueError(f"{found!r}: expected images of 784 pixels. Got shape {arr.shape}.")
     if not np.isin(arr, (0, 1)).all():
@@ -263,7 +273,7 @@ def load_binarized_mnist(
     if labels is None and os.environ.get("PYROGEN_MNIST_LABELS"):
         labels = os.environ["PYROGEN_MNIST_LABELS"]
     if labels is not None:
-        y = _read_labels(labels, label, arr.shape[0], limit)
+        y = _read_labels(labels, label, arr.shape[0], limit, subset)
         labels_source = os.path.abspath(os.fspath(labels))
     info = {
         "name": "binarized_mnist",
@@ -275,10 +285,21 @@ def load_binarized_mnist(
         "n": x.shape[0],
         "n_features": 784,
     }
+    if limit is not None:
+        info["subset"] = subset
     return Dataset(x, y, info, image_shape=(28, 28))
 
 
-def _read_labels(labels, split: str, n: int, limit: int | None) -> torch.Tensor:
+def _subset_rows(n: int, limit: int | None, subset: str) -> np.ndarray:
+    """Rows kept of ``n``: all; the first ``limit``; or ``limit`` evenly spaced ones."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    if subset == "first":
+        return np.arange(limit)
+    return (np.arange(limit) * n) // limit
+
+
+def _read_labels(labels, split: str, n: int, limit: int | None, subset: str) -> torch.Tensor:
     if not isinstance(labels, (str, os.PathLike)):
         raise TypeError(f"labels must be a path to a .npz file. Got {type(labels).__name__}.")
     p = os.fspath(labels)
@@ -295,7 +316,8 @@ def _read_labels(labels, split: str, n: int, limit: int | None) -> torch.Tensor:
                 f"Got {sorted(z.files)} instead."
             )
         yy = z[key]
-    yy = yy[:limit] if limit is not None else yy
+    if yy.ndim == 1 and limit is not None:
+        yy = yy[_subset_rows(yy.shape[0], limit, subset)]
     if yy.ndim != 1 or yy.shape[0] != n:
         raise ValueError(
             f"labels: {p!r}[{key!r}] must hold one label per image ({n}). "

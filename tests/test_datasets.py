@@ -242,3 +242,25 @@ def test_recovered_mnist_labels_belong_to_the_images():
     means = torch.stack([tr.x[tr.y == k].mean(0) for k in range(10)])
     acc = (torch.cdist(te.x, means).argmin(1) == te.y).double().mean().item()
     assert acc > 0.75, acc
+
+
+def test_spaced_subset_takes_evenly_spaced_rows(tmp_path):
+    arrays = _fake_npz(tmp_path / "binarized_mnist.npz", n=10)
+    np.savez(tmp_path / "labels.npz", test_y=np.arange(10) % 10)
+    ds = datasets.load_binarized_mnist(
+        tmp_path, split="test", limit=4, subset="spaced", labels=tmp_path / "labels.npz"
+    )
+    rows = [0, 2, 5, 7]
+    np.testing.assert_array_equal(ds.x.numpy(), arrays["test_x"][rows])
+    np.testing.assert_array_equal(ds.y.numpy(), rows)
+    assert ds.info["subset"] == "spaced"
+    first = datasets.load_binarized_mnist(tmp_path, split="test", limit=4)
+    np.testing.assert_array_equal(first.x.numpy(), arrays["test_x"][:4])
+    np.testing.assert_array_equal(first.y.numpy(), arrays["test_y"][:4])
+    np.savetxt(tmp_path / "binarized_mnist_test.amat", arrays["test_x"], fmt="%d")
+    amat = datasets.load_binarized_mnist(
+        tmp_path / "binarized_mnist_test.amat", limit=4, subset="spaced"
+    )
+    np.testing.assert_array_equal(amat.x.numpy(), arrays["test_x"][rows])
+    with pytest.raises(ValueError, match="subset must be one of"):
+        datasets.load_binarized_mnist(tmp_path, split="test", limit=4, subset="random")
