@@ -60,8 +60,11 @@ def load_data(args):
         if path is None:
             raise SystemExit("binarized MNIST not found: pass --data PATH or set PYROGEN_DATA.")
         tr = load_binarized_mnist(path, "train", limit=args.train)
-        te = load_binarized_mnist(path, "test", limit=1000)
-        return tr.x.float(), tr.y, te.x.float(), te.y, (28, 28), tr.info
+        te = load_binarized_mnist(path, "test")
+        # a fixed random 1000: the file's test split is sorted by class (the first 980 are 0s)
+        keep = torch.randperm(te.x.shape[0], generator=torch.Generator().manual_seed(0))[:1000]
+        y_te = te.y[keep] if te.y is not None else None
+        return tr.x.float(), tr.y, te.x[keep].float(), y_te, (28, 28), tr.info
     d = load_digits(binarize="threshold", seed=args.seed)
     perm = torch.randperm(d.x.shape[0], generator=torch.Generator().manual_seed(args.seed))
     x, y = d.x.float()[perm], d.y[perm]
