@@ -42,7 +42,7 @@ def _data(args):
         path = _mnist_path(args.data)
         try:
             tr = load_binarized_mnist(path, "train", limit=args.train_limit)
-            te = load_binarized_mnist(path, "test", limit=args.test_limit)
+            te = load_binarized_mnist(path, "test", limit=args.test_limit, subset="spaced")
         except FileNotFoundError as e:
             raise SystemExit(f"MNIST section skipped: {e}") from None
         return tr.x.float(), te.x.float(), (28, 28), tr.identity
