@@ -56,7 +56,8 @@ def _data(tiny: bool, device):
     from pyrogen.datasets import load_binarized_mnist
 
     train = load_binarized_mnist(DATA, split="train", dtype=torch.float32).x.to(device)
-    test = load_binarized_mnist(DATA, split="test", dtype=torch.float32).x[:1000].to(device)
+    test = load_binarized_mnist(DATA, split="test", dtype=torch.float32, limit=1000,
+                               subset="spaced").x.to(device)  # the split is class-ordered
     return train, test
 
 
