@@ -55,7 +55,7 @@ def _data(name, n_test, seed, labels=None):
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
         "binarized_mnist.npz")
     tr = load_binarized_mnist(path, "train", labels=labels)
-    te = load_binarized_mnist(path, "test", limit=n_test, labels=labels)
+    te = load_binarized_mnist(path, "test", limit=n_test, labels=labels, subset="spaced")
     return tr.x.float(), torch.as_tensor(tr.y).long(), te.x.float(), torch.as_tensor(te.y).long()
 
 
