@@ -91,7 +91,8 @@ def check_label_alignment(x, y, name, n=2000, threshold=0.5):
 def _mnist(n_train, n_test, labels=True):
     path = os.environ.get("PYROGEN_DATA", DEFAULT_DATA)
     tr = load_binarized_mnist(path, split="train", dtype=torch.float64, limit=n_train)
-    te = load_binarized_mnist(path, split="test", dtype=torch.float64, limit=n_test)
+    te = load_binarized_mnist(path, split="test", dtype=torch.float64, limit=n_test,
+                              subset="spaced")  # the test split is ordered by class
     if labels:
         check_label_alignment(tr.x, tr.y, f"{path} train")
     return tr.x, tr.y, te.x, te.y
