@@ -70,7 +70,8 @@ def main() -> None:
         here, "..", "..", "shared", "data", "binarized_mnist.npz"
     )
     train = load_binarized_mnist(path, "train", dtype=torch.float64, limit=args.train)
-    test = load_binarized_mnist(path, "test", dtype=torch.float64, limit=args.n)
+    test = load_binarized_mnist(path, "test", dtype=torch.float64, limit=args.n,
+                               subset="spaced")  # the test split is ordered by class
     lines = [header()]
     print(lines[0])
     key = {"atoms": args.atoms, "train": args.train, "dict_iter": args.dict_iter,
