@@ -57,7 +57,7 @@ def load(args):
         if path is None:
             raise SystemExit("binarized MNIST not found: pass --data PATH or set PYROGEN_DATA.")
         tr = load_binarized_mnist(path, "train", limit=args.train_limit)
-        te = load_binarized_mnist(path, "test", limit=args.test_limit)
+        te = load_binarized_mnist(path, "test", limit=args.test_limit, subset="spaced")
         return tr.x.float(), te.x.float(), (28, 28), tr.identity
     d = load_digits(binarize="threshold", seed=args.seed)
     x = d.x.float()[torch.randperm(len(d.x), generator=torch.Generator().manual_seed(0))]
