@@ -67,7 +67,8 @@ def load_data(args):
     if path is not None:
         limit = 300 if args.quick else args.train_limit
         tr = load_binarized_mnist(path, "train", limit=limit)
-        te = load_binarized_mnist(path, "test", limit=100 if args.quick else args.test_limit)
+        te = load_binarized_mnist(path, "test", limit=100 if args.quick else args.test_limit,
+                                  subset="spaced")  # the test split is ordered by class
         return tr.x.float(), te.x.float(), (28, 28), tr.info
     if not args.quick:
         raise SystemExit("binarized MNIST not found: pass --data PATH or set PYROGEN_DATA "
@@ -295,7 +296,7 @@ def run_checkpointed(args):
         save_state()
     state["phase"] = "eval"
     save_state()
-    xte = load_binarized_mnist(path, "test", limit=args.test_limit).x.float()
+    xte = load_binarized_mnist(path, "test", limit=args.test_limit, subset="spaced").x.float()
     betas = args.ais_betas
     until = _deadline(args.eval_until)
     if until is not None:  # size the AIS run to the time left (timed on 200 temperatures)
