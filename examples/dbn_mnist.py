@@ -65,7 +65,8 @@ def main(argv=None):
     else:
         d = load_binarized_mnist(args.data, "train", limit=args.train)
         x_train = d.x.float()
-        x_test = load_binarized_mnist(args.data, "test", limit=args.test).x.float()
+        x_test = load_binarized_mnist(args.data, "test", limit=args.test,
+                                      subset="spaced").x.float()  # test split: class-ordered
         sizes = [int(s) for s in args.sizes.split(",")]
         rbm_steps, ud_steps, betas = args.rbm_steps, args.up_down_steps, args.ais_betas
     dbn = DBN(sizes, training="cd", ais_num_betas=betas, ais_num_chains=100, seed=args.seed)
@@ -135,7 +136,8 @@ def run_layers(args):
 
     os.makedirs(args.run_dir, exist_ok=True)
     x_train = load_binarized_mnist(args.data, "train", limit=args.train).x.float()
-    x_test = load_binarized_mnist(args.data, "test", limit=args.test).x.float()
+    x_test = load_binarized_mnist(args.data, "test", limit=args.test,
+                                  subset="spaced").x.float()  # the test split is class-ordered
     sizes = [int(s) for s in args.sizes.split(",")]
     c0, w0 = time.process_time(), time.perf_counter()
     with warnings.catch_warnings():
