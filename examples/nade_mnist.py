@@ -58,7 +58,8 @@ def load_data(args):
     if path is not None:
         limit = 300 if args.quick else None
         tr = load_binarized_mnist(path, "train", limit=limit)
-        te = load_binarized_mnist(path, "test", limit=100 if args.quick else None)
+        te = load_binarized_mnist(path, "test", limit=100 if args.quick else None,
+                                  subset="spaced")  # the test split is ordered by class
         return tr.x.float(), te.x.float(), (28, 28), tr.info
     if not args.quick:
         raise SystemExit("binarized MNIST not found: pass --data PATH or set PYROGEN_DATA "
