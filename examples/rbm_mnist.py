@@ -61,7 +61,7 @@ def load_data(args):
     path = find_mnist(args.data)
     if path is not None:
         tr = load_binarized_mnist(path, "train", limit=args.train_limit)
-        te = load_binarized_mnist(path, "test", limit=args.test_limit)
+        te = load_binarized_mnist(path, "test", limit=args.test_limit, subset="spaced")
         return tr.x, te.x, tr.identity
     if not args.quick:
         raise SystemExit(
