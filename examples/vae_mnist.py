@@ -49,7 +49,9 @@ def main(argv=None):
         path = args.data or os.environ.get("PYROGEN_DATA") or os.path.join(
             os.path.dirname(__file__), "..", "..", "shared", "data", "binarized_mnist.npz")
         tr = load_binarized_mnist(path, split="train")
-        te = load_binarized_mnist(path, split="test")
+        # evenly spaced n_test images: the test split is ordered by digit class
+        te = load_binarized_mnist(path, split="test", limit=args.n_test or None,
+                                  subset="spaced")
         train, test, info = tr.x, te.x, tr.info
         shape, hidden = (28, 28), (200, 200)
         epochs, latent, k_eval, n_test = args.epochs, args.latent, args.k_eval, args.n_test
