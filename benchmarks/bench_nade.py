@@ -90,7 +90,7 @@ def throughput(args):
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     n, H = (20, 50) if args.quick else (args.batch_size, args.hidden)
     try:
-        x = load_binarized_mnist(args.data, "test", limit=n).x.to(dtype)
+        x = load_binarized_mnist(args.data, "test", limit=n, subset="spaced").x.to(dtype)
     except FileNotFoundError:
         x = torch.bernoulli(torch.full((n, 784), 0.13, dtype=dtype))
     D = x.shape[1]
@@ -151,7 +151,7 @@ def train(args):
     limit = 500 if args.quick else None
     tr = load_binarized_mnist(args.data, "train", limit=limit)
     va = load_binarized_mnist(args.data, "valid", limit=limit)
-    te = load_binarized_mnist(args.data, "test", limit=limit)
+    te = load_binarized_mnist(args.data, "test", limit=limit, subset="spaced")  # class-ordered
     xtr, xva, xte = tr.x.float(), va.x.float(), te.x.float()
     H = 20 if args.quick else args.hidden
     epochs = 2 if args.quick else args.epochs
