@@ -88,8 +88,9 @@ def main():
         tr, va, te = _digits_splits(args.seed)
     else:
         limit = 1000 if args.quick else None
-        tr, va, te = (load_binarized_mnist(args.data, s, limit=limit)
-                      for s in ("train", "valid", "test"))
+        tr, va, te = (load_binarized_mnist(args.data, s, limit=limit,
+                                           subset="spaced" if s == "test" else "first")
+                      for s in ("train", "valid", "test"))  # the test split is class-ordered
         if tr.y is None:
             raise SystemExit(f"{args.data} has no labels")
         acc = _label_check(tr.x, tr.y)
