@@ -8,7 +8,8 @@ Figures (all through pyrogen's public API, defaults on unless said):
 * ``ais_784x500_1000chains_s``: ``log_normalizer(num_chains=1000)`` of that RBM (the default
   number of temperatures), with the estimate and its standard error;
 * ``vae_epoch_s``: ``VAE(784, 50, (400,)).fit(x, num_epochs=1, batch_size=256, lr=1e-3)``;
-* ``is_k5000_1000images_s``: ``vae.log_likelihood(x_test[:1000], num_particles=5000)``.
+* ``is_k5000_1000images_s``: ``vae.log_likelihood(x_test, num_particles=5000)`` on 1000 evenly
+  spaced test images.
 
 ``--tiny`` shrinks everything (synthetic binary data, 784-50 RBM, 10 steps, 50 AIS chains x 100
 temperatures, 512 images, IS k=50 on 20 images) so that the script itself is tested on CPU in
