@@ -27,7 +27,7 @@ digits themselves; and the reverse (digits-trained models probed on MNIST croppe
 M1+M2 with ``--labels`` labels (balanced: labels/10 per class), test error, against a logistic
 regression on the labelled images alone (same labelled examples) -- several seeds. Digits: 1500
 training digits (threshold-binarized), 297 test, ``--epochs`` per fit. MNIST: ``--n-unlabelled``
-training images, ``--minutes`` per fit, the first ``--n-test`` test images.
+training images, ``--minutes`` per fit, ``--n-test`` evenly spaced test images.
 
 Label-based MNIST measurements first check that the labels belong to the images
 (:func:`check_label_alignment`, leave-one-out 1-NN accuracy); the shared binarized MNIST fails
