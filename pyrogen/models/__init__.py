@@ -6,14 +6,14 @@ from .conv_rbm import ConvDBN, ConvRBM, GaussianConvRBM
 from .covariance_rbm import MeanCovarianceRBM, MeanProductStudentT, SpikeSlabRBM
 from .dbm import DBM
 from .dbn import DBN
-from .diffusion import DiffusionModel
+from .diffusion import BinomialDiffusion, DiffusionModel
 from .drbm import DiscriminativeRBM
 from .factor import PPCA, FactorAnalysis
 from .gan import GAN
 from .gated_rbm import GatedRBM
 from .gsn import GSN, DenoisingAutoencoder
 from .ica import ICA
-from .nade import NADEGuide, NADEModel
+from .nade import DeepNADEModel, NADEGuide, NADEModel
 from .noisy_ica import BayesianNoisyICA, NoisyICA
 from .rbm import BernoulliRBM, GaussianBernoulliRBM
 from .sbn import FVSBN, HelmholtzMachine, SigmoidBeliefNet
@@ -61,9 +61,11 @@ __all__ = [
     "DBM",
     "DBN",
     "DiffusionModel",
+    "BinomialDiffusion",
     "SigmoidBeliefNet",
     "HelmholtzMachine",
     "FVSBN",
     "NADEModel",
     "NADEGuide",
+    "DeepNADEModel",
 ]

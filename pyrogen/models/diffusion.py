@@ -708,6 +708,7 @@ def _bern_kl(q, logits_p):
             - q * logsig(logits_p) - (1.0 - q) * logsig(-logits_p))
 
 
+@register_model("binomial_diffusion")
 class BinomialDiffusion(GenerativeModel):
     r"""Binomial diffusion for binary data (Sohl-Dickstein et al. 2015 [1]_, §2.6 and App. B.2;
     book §20.13): learned reverse chain (model), fixed bit-flipping forward chain (guide).
@@ -782,10 +783,9 @@ class BinomialDiffusion(GenerativeModel):
 
     Notes
     -----
-    Not in the model registry (``pyrogen.models.MODELS``), so :func:`pyrogen.models.load` does
-    not know it: save the ``state_dict`` and ``config`` and rebuild with
-    ``BinomialDiffusion(**config)``. ``Predictive(m.model, num_samples=S)(None, n)["x_0"]`` draws
-    :math:`S \times n` samples.
+    Registered as ``"binomial_diffusion"`` (``pyrogen.models.MODELS``): :meth:`save` and
+    :func:`pyrogen.models.load` round-trip it.
+    ``Predictive(m.model, num_samples=S)(None, n)["x_0"]`` draws :math:`S \times n` samples.
 
     References
     ----------

@@ -286,6 +286,7 @@ class NADEGuide(PyroModule):
 _DEEP_ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
+@register_model("deep_nade")
 class DeepNADEModel(GenerativeModel):
     r"""Deep NADE with order-agnostic training (DeepNADE / EoNADE, Uria, Murray & Larochelle
     2014 [2]_; book §20.10.10).
@@ -320,7 +321,7 @@ class DeepNADEModel(GenerativeModel):
     which by Jensen is lower, nor of the conditionals). :math:`\mathbb E_o\log p_o(x) \le
     \log \mathbb E_o p_o(x)`.
 
-    Not in the model registry (``pyrogen.models.MODELS``); the :class:`NADEModel` with
+    Registered as ``"deep_nade"`` (``pyrogen.models.MODELS``); the :class:`NADEModel` with
     ``order_agnostic=True`` is the one-hidden-layer, weight-shared variant.
 
     Parameters

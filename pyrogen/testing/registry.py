@@ -388,6 +388,13 @@ def _specs() -> list[ModelSpec]:
             _binary_data(6), {"num_steps": 5}, support="binary",
         )
     )
+    specs.append(
+        ModelSpec(
+            "DeepNADEModel",
+            lambda: m.DeepNADEModel(6, hidden_dims=(8,), num_orderings=3).double(),
+            _binary_data(6), {"num_steps": 5, "batch_size": 20}, support="binary",
+        )
+    )
     # -- variational autoencoders (pyrogen/models/vae.py) ------------------------------------
     _vae_fit = {"num_epochs": 2, "batch_size": 30}
     specs.append(
@@ -468,6 +475,14 @@ def _specs() -> list[ModelSpec]:
                                      time_embedding_dim=4).double(),
             _gaussian_data(3),
             {"num_steps": 5},
+        )
+    )
+    specs.append(
+        ModelSpec(
+            "BinomialDiffusion",
+            lambda: m.BinomialDiffusion(6, num_timesteps=4, hidden_dims=(8,),
+                                        time_embedding_dim=4).double(),
+            _binary_data(6), {"num_steps": 5}, support="binary",
         )
     )
     # -- Markov-chain generators (pyrogen/models/gsn.py): Parzen estimate, kind
