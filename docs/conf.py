@@ -26,6 +26,8 @@ autosummary_imported_members = False
 # pyrogen.models and pyrogen.distributions would otherwise give duplicate descriptions.
 autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
 autodoc_member_order = "bysource"
+# optional extras that the docs build does not install: pyrogen.lightning imports Lightning
+autodoc_mock_imports = ["lightning"]
 autodoc_typehints = "none"
 napoleon_numpy_docstring = True
 napoleon_google_docstring = False
