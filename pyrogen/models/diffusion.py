@@ -258,8 +258,103 @@ class _EpsNet(nn.Module):
         return self.net(inp)
 
 
+class DiffusionBase(GenerativeModel):
+    """Base of :class:`DiffusionModel` (Gaussian) and :class:`BinomialDiffusion` (binary):
+    the evaluators they share — :meth:`elbo_terms`, :meth:`elbo` (a lower bound) and
+    :meth:`log_likelihood` (importance sampling with the forward chain as proposal) — and the
+    closed-form bound as a Pyro factor. Not a model by itself: subclasses define ``model``,
+    ``guide``, ``_terms`` (the per-step closed-form terms), ``_register`` and
+    ``_check_data``."""
+
+    #: what :meth:`log_likelihood` records as its proposal
+    _PROPOSAL = "forward diffusion chain q(x_1:T | x_0)"
+
+    def _check_data(self, x) -> torch.Tensor:
+        return self._check_x(x)
+
+    def _plate(self, x, num_data):
+        if x is not None:
+            return self._data_plate(x, num_data)
+        n = 1 if num_data is None else check_int(num_data, "num_data", low=1)
+        return pyro.plate("data", n)
+
+    def _closed_form_model(self, x: torch.Tensor, num_data: int | None = None):
+        """Pyro model holding the closed-form per-example ELBO as a factor (empty guide)."""
+        self._register()
+        with self._data_plate(x, num_data):
+            pyro.factor("elbo_closed_form", self._terms(x).sum(-1))
+
+    def _empty_guide(self, x: torch.Tensor, num_data: int | None = None):
+        pass
+
+    def elbo_terms(self, x, num_particles: int = 100) -> torch.Tensor:
+        r"""Per-example, per-step terms of the closed-form bound, averaged over
+        ``num_particles`` draws, shape ``(n, T + 1)``: column 0 is
+        :math:`\mathbb E_q \log p_\theta(x_0\mid x_1)`, column :math:`t-1` for
+        :math:`2 \le t \le T` is :math:`-\mathbb E_q\mathrm{KL}(q(x_{t-1}\mid x_t,x_0)\,\|\,
+        p_\theta(x_{t-1}\mid x_t))`, the last is :math:`-\mathrm{KL}(q(x_T\mid x_0)\,\|\,
+        p(x_T))` (exact; :math:`p(x_T)` is :math:`\mathcal N(0,I)` for the Gaussian chain and the
+        Bernoulli stationary distribution for the binomial one). Rows sum to Monte Carlo
+        estimates of the ELBO; the columns show where the bound is lost."""
+        x = self._check_data(x)
+        num_particles = check_int(num_particles, "num_particles", low=1)
+        return self._terms(x.expand(num_particles, *x.shape)).mean(0)
+
+    def log_likelihood(self, x, num_particles: int = 1000, batch_size: int = 100,
+                       chunk: int = 100) -> LogLikelihood:
+        r"""Importance-sampled :math:`\log p_\theta(x_0)` per example (kind ``"is_estimate"``),
+        the forward chain as proposal.
+
+        :math:`\log \frac1K \sum_k p_\theta(x_0, x_{1:T}^{(k)}) / q(x_{1:T}^{(k)}\mid x_0)`,
+        :math:`x_{1:T}^{(k)} \sim q(\cdot \mid x_0)`: a stochastic lower bound on
+        :math:`\log p_\theta(x_0)` in expectation, at least the ELBO, converging as
+        :math:`K` = ``num_particles`` grows, with delta-method standard errors (through
+        :func:`~pyrogen.infer.importance.importance_log_likelihood`). The weights multiply
+        :math:`T` ratios, so in many dimensions they degenerate (``info["min_ess"]`` near 1):
+        the estimate is then close to a single-path bound, still a valid lower bound.
+        """
+        x = self._check_data(x)
+        ll = importance_log_likelihood(
+            self.model, self.guide, x, num_particles=num_particles, batch_size=batch_size,
+            chunk=chunk, max_plate_nesting=1,
+        )
+        info = {**ll.info, "model": type(self).__name__, "proposal": self._PROPOSAL}
+        return LogLikelihood(ll.values, ll.kind, ll.stderr, info=info)
+
+    def elbo(self, x, num_particles: int = 100, batch_size: int = 100,
+             estimator: str = "closed_form") -> LogLikelihood:
+        r"""Per-example ELBO (kind ``"elbo"``, a lower bound on :math:`\log p_\theta(x_0)`).
+
+        Mean of ``num_particles`` independent draws of the estimator, standard error
+        :math:`\hat\sigma/\sqrt K`. ``estimator="closed_form"``: the KL decomposition
+        (:meth:`elbo_terms`); ``"trace"``: :math:`\log p_\theta(x_{0:T}) - \log q(x_{1:T}\mid
+        x_0)` along forward paths (what ``Trace_ELBO`` averages; same expectation, larger
+        variance).
+        """
+        x = self._check_data(x)
+        num_particles = check_int(num_particles, "num_particles", low=2)
+        batch_size = check_int(batch_size, "batch_size", low=1)
+        check_choice(estimator, "estimator", ("closed_form", "trace"))
+        vals, ses = [], []
+        with torch.no_grad(), poutine.block():
+            for s in range(0, x.shape[0], batch_size):
+                xb = x[s : s + batch_size]
+                if estimator == "closed_form":
+                    lw = self._terms(xb.expand(num_particles, *xb.shape)).sum(-1)
+                else:
+                    lw = per_example_log_weights(
+                        self.model, self.guide, (xb,), num_particles=num_particles,
+                        max_plate_nesting=1,
+                    ).log_weights
+                lw = lw.double()
+                vals.append(lw.mean(0))
+                ses.append(lw.std(0) / math.sqrt(num_particles))
+        return LogLikelihood(torch.cat(vals), "elbo", torch.cat(ses),
+                             info={"num_particles": num_particles, "estimator": estimator})
+
+
 @register_model("diffusion")
-class DiffusionModel(GenerativeModel):
+class DiffusionModel(DiffusionBase):
     r"""Gaussian diffusion model: learned reverse chain (model), fixed forward chain (guide).
 
     Parameters
@@ -393,12 +488,6 @@ class DiffusionModel(GenerativeModel):
         return c0 * x0 + ct * xt, var
 
     # ------------------------------------------------------------------ Pyro model / guides
-    def _plate(self, x, num_data):
-        if x is not None:
-            return self._data_plate(x, num_data)
-        n = 1 if num_data is None else check_int(num_data, "num_data", low=1)
-        return pyro.plate("data", n)
-
     @pyro_method
     def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
         r"""The reverse chain :math:`p_\theta(x_{0:T})`: ``"x_T"`` :math:`\sim \mathcal N(0, I)`,
@@ -460,15 +549,6 @@ class DiffusionModel(GenerativeModel):
                     f"x_{t - 1}", dist.Normal(loc, torch.sqrt(var).expand(loc.shape)).to_event(1)
                 )
 
-    def _closed_form_model(self, x: torch.Tensor, num_data: int | None = None):
-        """Pyro model holding the closed-form per-example ELBO as a factor (empty guide)."""
-        self._register()
-        with self._data_plate(x, num_data):
-            pyro.factor("elbo_closed_form", self._terms(x).sum(-1))
-
-    def _empty_guide(self, x: torch.Tensor, num_data: int | None = None):
-        pass
-
     def _simple_model(self, x: torch.Tensor, num_data: int | None = None):
         """Pyro model holding minus Ho et al.'s unweighted noise-prediction loss as a factor
         (empty guide); **not a bound**."""
@@ -513,18 +593,6 @@ class DiffusionModel(GenerativeModel):
         return torch.cat(out, -1)
 
     @torch.no_grad()
-    def elbo_terms(self, x, num_particles: int = 100) -> torch.Tensor:
-        r"""Per-example, per-step terms of the closed-form bound, averaged over
-        ``num_particles`` draws, shape ``(n, T + 1)``: column 0 is
-        :math:`\mathbb E_q \log p_\theta(x_0\mid x_1)`, column :math:`t-1` for
-        :math:`2 \le t \le T` is :math:`-\mathbb E_q\mathrm{KL}(q(x_{t-1}\mid x_t,x_0)\,\|\,
-        p_\theta(x_{t-1}\mid x_t))`, the last is :math:`-\mathrm{KL}(q(x_T\mid x_0)\,\|\,
-        \mathcal N(0,I))` (exact). Rows sum to Monte Carlo estimates of the ELBO; the columns
-        show where the bound is lost."""
-        x = self._check_x(x)
-        num_particles = check_int(num_particles, "num_particles", low=1)
-        return self._terms(x.expand(num_particles, *x.shape)).mean(0)
-
     # ------------------------------------------------------------------ fitting
     def fit_methods(self) -> tuple[str, ...]:
         return ("svi",)
@@ -597,60 +665,6 @@ class DiffusionModel(GenerativeModel):
         )
         return hist
 
-    # ------------------------------------------------------------------ evaluation
-    def log_likelihood(self, x, num_particles: int = 1000, batch_size: int = 100,
-                       chunk: int = 100) -> LogLikelihood:
-        r"""Importance-sampled :math:`\log p_\theta(x_0)` per example (kind ``"is_estimate"``),
-        the forward chain as proposal.
-
-        :math:`\log \frac1K \sum_k p_\theta(x_0, x_{1:T}^{(k)}) / q(x_{1:T}^{(k)}\mid x_0)`,
-        :math:`x_{1:T}^{(k)} \sim q(\cdot \mid x_0)`: a stochastic lower bound on
-        :math:`\log p_\theta(x_0)` in expectation, at least the ELBO, converging as
-        :math:`K` = ``num_particles`` grows, with delta-method standard errors (through
-        :func:`~pyrogen.infer.importance.importance_log_likelihood`). The weights multiply
-        :math:`T` ratios, so in many dimensions they degenerate (``info["min_ess"]`` near 1):
-        the estimate is then close to a single-path bound, still a valid lower bound.
-        """
-        x = self._check_x(x)
-        ll = importance_log_likelihood(
-            self.model, self.guide, x, num_particles=num_particles, batch_size=batch_size,
-            chunk=chunk, max_plate_nesting=1,
-        )
-        info = {**ll.info, "model": type(self).__name__,
-                "proposal": "forward diffusion chain q(x_1:T | x_0)"}
-        return LogLikelihood(ll.values, ll.kind, ll.stderr, info=info)
-
-    def elbo(self, x, num_particles: int = 100, batch_size: int = 100,
-             estimator: str = "closed_form") -> LogLikelihood:
-        r"""Per-example ELBO (kind ``"elbo"``, a lower bound on :math:`\log p_\theta(x_0)`).
-
-        Mean of ``num_particles`` independent draws of the estimator, standard error
-        :math:`\hat\sigma/\sqrt K`. ``estimator="closed_form"``: the KL decomposition
-        (:meth:`elbo_terms`); ``"trace"``: :math:`\log p_\theta(x_{0:T}) - \log q(x_{1:T}\mid
-        x_0)` along forward paths (what ``Trace_ELBO`` averages; same expectation, larger
-        variance).
-        """
-        x = self._check_x(x)
-        num_particles = check_int(num_particles, "num_particles", low=2)
-        batch_size = check_int(batch_size, "batch_size", low=1)
-        check_choice(estimator, "estimator", ("closed_form", "trace"))
-        vals, ses = [], []
-        with torch.no_grad(), poutine.block():
-            for s in range(0, x.shape[0], batch_size):
-                xb = x[s : s + batch_size]
-                if estimator == "closed_form":
-                    lw = self._terms(xb.expand(num_particles, *xb.shape)).sum(-1)
-                else:
-                    lw = per_example_log_weights(
-                        self.model, self.guide, (xb,), num_particles=num_particles,
-                        max_plate_nesting=1,
-                    ).log_weights
-                lw = lw.double()
-                vals.append(lw.mean(0))
-                ses.append(lw.std(0) / math.sqrt(num_particles))
-        return LogLikelihood(torch.cat(vals), "elbo", torch.cat(ses),
-                             info={"num_particles": num_particles, "estimator": estimator})
-
     # ------------------------------------------------------------------ sampling / encoding
     @torch.no_grad()
     def sample_chain(self, n: int) -> torch.Tensor:
@@ -709,7 +723,7 @@ def _bern_kl(q, logits_p):
 
 
 @register_model("binomial_diffusion")
-class BinomialDiffusion(GenerativeModel):
+class BinomialDiffusion(DiffusionBase):
     r"""Binomial diffusion for binary data (Sohl-Dickstein et al. 2015 [1]_, §2.6 and App. B.2;
     book §20.13): learned reverse chain (model), fixed bit-flipping forward chain (guide).
 
@@ -840,8 +854,13 @@ class BinomialDiffusion(GenerativeModel):
         self._pname = self._pyro_name
 
     # ------------------------------------------------------------------ chain quantities
+    _PROPOSAL = "forward binomial diffusion chain q(x_1:T | x_0)"
+
     def _check_bits(self, x, name: str = "x") -> torch.Tensor:
         return check_binary(self._check_x(x, name), name)
+
+    def _check_data(self, x) -> torch.Tensor:
+        return self._check_bits(x)
 
     def _col(self, v, t):
         """``v[t - 1]`` for an int ``t``; with a LongTensor ``t`` a trailing unit dim added."""
@@ -880,12 +899,6 @@ class BinomialDiffusion(GenerativeModel):
         pyro.module(self._pname + ".net", self.net)
 
     # ------------------------------------------------------------------ Pyro model / guide
-    def _plate(self, x, num_data):
-        if x is not None:
-            return self._data_plate(x, num_data)
-        n = 1 if num_data is None else check_int(num_data, "num_data", low=1)
-        return pyro.plate("data", n)
-
     @pyro_method
     def model(self, x: torch.Tensor | None = None, num_data: int | None = None):
         r"""The reverse chain: ``"x_T"`` :math:`\sim \mathrm{Bernoulli}(\pi)`, then
@@ -918,15 +931,6 @@ class BinomialDiffusion(GenerativeModel):
                     f"x_{t}", dist.Bernoulli(probs=self._step_probs(prev, t)).to_event(1)
                 )
 
-    def _closed_form_model(self, x: torch.Tensor, num_data: int | None = None):
-        """Pyro model holding the closed-form per-example ELBO as a factor (empty guide)."""
-        self._register()
-        with self._data_plate(x, num_data):
-            pyro.factor("elbo_closed_form", self._terms(x).sum(-1))
-
-    def _empty_guide(self, x: torch.Tensor, num_data: int | None = None):
-        pass
-
     # ------------------------------------------------------------------ the closed-form bound
     def _terms(self, x0: torch.Tensor) -> torch.Tensor:
         r"""One draw of the terms of the closed-form bound, shape ``(*x0.shape[:-1], T + 1)``:
@@ -950,15 +954,6 @@ class BinomialDiffusion(GenerativeModel):
         return torch.cat(out, -1)
 
     @torch.no_grad()
-    def elbo_terms(self, x, num_particles: int = 100) -> torch.Tensor:
-        r"""Per-example, per-step terms of the closed-form bound averaged over
-        ``num_particles`` draws, shape ``(n, T + 1)`` (columns as in
-        :meth:`DiffusionModel.elbo_terms`); rows sum to Monte Carlo estimates of the ELBO."""
-        x = self._check_bits(x)
-        num_particles = check_int(num_particles, "num_particles", low=1)
-        return self._terms(x.expand(num_particles, *x.shape)).mean(0)
-
-    # ------------------------------------------------------------------ fitting
     def fit_methods(self) -> tuple[str, ...]:
         return ("svi",)
 
@@ -999,50 +994,6 @@ class BinomialDiffusion(GenerativeModel):
         )
         hist.info["loss"] = f"negative ELBO per example ({name})"
         return hist
-
-    # ------------------------------------------------------------------ evaluation
-    def log_likelihood(self, x, num_particles: int = 1000, batch_size: int = 100,
-                       chunk: int = 100) -> LogLikelihood:
-        r"""Importance-sampled :math:`\log p_\theta(x_0)` per example (kind ``"is_estimate"``),
-        the forward chain as proposal: :math:`\log\frac1K\sum_k p_\theta(x_0, x^{(k)}_{1:T}) /
-        q(x^{(k)}_{1:T}\mid x_0)`, a stochastic lower bound in expectation, at least the ELBO,
-        with delta-method standard errors
-        (:func:`~pyrogen.infer.importance.importance_log_likelihood`)."""
-        x = self._check_bits(x)
-        ll = importance_log_likelihood(
-            self.model, self.guide, x, num_particles=num_particles, batch_size=batch_size,
-            chunk=chunk, max_plate_nesting=1,
-        )
-        info = {**ll.info, "model": type(self).__name__,
-                "proposal": "forward binomial diffusion chain q(x_1:T | x_0)"}
-        return LogLikelihood(ll.values, ll.kind, ll.stderr, info=info)
-
-    def elbo(self, x, num_particles: int = 100, batch_size: int = 100,
-             estimator: str = "closed_form") -> LogLikelihood:
-        r"""Per-example ELBO (kind ``"elbo"``, a lower bound on :math:`\log p_\theta(x_0)`):
-        mean of ``num_particles`` draws of the estimator (``"closed_form"``, the KL form, or
-        ``"trace"``, :math:`\log p_\theta(x_{0:T}) - \log q(x_{1:T}\mid x_0)` along forward
-        paths), standard error :math:`\hat\sigma/\sqrt K`."""
-        x = self._check_bits(x)
-        num_particles = check_int(num_particles, "num_particles", low=2)
-        batch_size = check_int(batch_size, "batch_size", low=1)
-        check_choice(estimator, "estimator", ("closed_form", "trace"))
-        vals, ses = [], []
-        with torch.no_grad(), poutine.block():
-            for s in range(0, x.shape[0], batch_size):
-                xb = x[s : s + batch_size]
-                if estimator == "closed_form":
-                    lw = self._terms(xb.expand(num_particles, *xb.shape)).sum(-1)
-                else:
-                    lw = per_example_log_weights(
-                        self.model, self.guide, (xb,), num_particles=num_particles,
-                        max_plate_nesting=1,
-                    ).log_weights
-                lw = lw.double()
-                vals.append(lw.mean(0))
-                ses.append(lw.std(0) / math.sqrt(num_particles))
-        return LogLikelihood(torch.cat(vals), "elbo", torch.cat(ses),
-                             info={"num_particles": num_particles, "estimator": estimator})
 
     # ------------------------------------------------------------------ sampling / encoding
     @torch.no_grad()
