@@ -98,6 +98,10 @@ def run(out: str) -> None:
     if rank == 0:
         torch.save(res, out)
     if dist.is_initialized():
+        # every rank reaches the teardown together: a rank that destroys its gloo group while
+        # its peer is still writing can abort at exit ("terminate called without an active
+        # exception", seen once in CI)
+        dist.barrier()
         dist.destroy_process_group()
 
 
