@@ -62,6 +62,18 @@ from harness import bench_parser, compare, header  # noqa: E402
 # ------------------------------------------------------------------------------------------------
 # plain-PyTorch NADEs (the comparison)
 # ------------------------------------------------------------------------------------------------
+def _save_checkpoint(ckpt, model, optim, state):
+    """Resumable checkpoint (model, optimizer, RNG, loop state), the model alone, the curve."""
+    from pyrogen._io import atomic_torch_save, atomic_write_text
+
+    atomic_torch_save({"config": model.config, "state_dict": model.state_dict(),
+                       "optim": optim.get_state(), "rng": torch.get_rng_state(),
+                       "state": state}, ckpt)
+    model.save(ckpt.replace(".pt", "") + "_model.pt")
+    atomic_write_text(ckpt.replace(".pt", "") + "_curve.json",
+                      json.dumps(state["curve"], indent=1) + "\n")
+
+
 def plain_loop_logp(x, W, c, V, b):
     """Reference NADE: one pixel at a time, a (n, H) running pre-activation (autograd)."""
     n, D = x.shape
@@ -144,7 +156,6 @@ def train(args):
     import pyro.infer
     import pyro.optim
 
-    from pyrogen._io import atomic_torch_save, atomic_write_text
     from pyrogen.datasets import load_binarized_mnist
     from pyrogen.models import NADEModel
 
@@ -202,12 +213,7 @@ def train(args):
         state["curve"].append(row)
         print(json.dumps(row), flush=True)
         if ckpt:
-            atomic_torch_save({"config": model.config, "state_dict": model.state_dict(),
-                               "optim": optim.get_state(), "rng": torch.get_rng_state(),
-                               "state": state}, ckpt)
-            model.save(ckpt.replace(".pt", "") + "_model.pt")
-            atomic_write_text(ckpt.replace(".pt", "") + "_curve.json",
-                              json.dumps(state["curve"], indent=1) + "\n")
+            _save_checkpoint(ckpt, model, optim, state)
         if args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes:
             print(f"stopping: --max-minutes {args.max_minutes} reached", flush=True)
             break
@@ -335,7 +341,6 @@ def train_eonade(args):
     import pyro.infer
     import pyro.optim
 
-    from pyrogen._io import atomic_torch_save, atomic_write_text
     from pyrogen.datasets import load_binarized_mnist
     from pyrogen.models.nade import DeepNADEModel
 
@@ -400,12 +405,7 @@ def train_eonade(args):
         state["curve"].append(row)
         print(json.dumps(row), flush=True)
         if ckpt:
-            atomic_torch_save({"config": model.config, "state_dict": model.state_dict(),
-                               "optim": optim.get_state(), "rng": torch.get_rng_state(),
-                               "state": state}, ckpt)
-            model.save(ckpt.replace(".pt", "") + "_model.pt")
-            atomic_write_text(ckpt.replace(".pt", "") + "_curve.json",
-                              json.dumps(state["curve"], indent=1) + "\n")
+            _save_checkpoint(ckpt, model, optim, state)
         if args.max_minutes and time.perf_counter() - t_start > 60 * args.max_minutes:
             print(f"stopping: --max-minutes {args.max_minutes} reached", flush=True)
             break
